@@ -1,0 +1,3 @@
+"""Version of the nebulae meta-distribution."""
+
+__version__ = "1.0.0"
