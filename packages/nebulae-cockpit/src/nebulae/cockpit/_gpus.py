@@ -22,10 +22,7 @@ def list_gpus() -> list[Any]:
     """
     from nebulae.kit import GPUtil
 
-    gputil = GPUtil()
-    if not gputil.gpus:
-        return []
-    return list(gputil.available(len(gputil.gpus), 0))
+    return list(GPUtil().gpus)  # read at construction, so the free memory is current
 
 
 def visible_filter(gpus: Sequence[Any], env: dict[str, str] | None = None) -> list[Any]:

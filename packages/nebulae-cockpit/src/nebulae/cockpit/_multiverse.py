@@ -74,6 +74,27 @@ def _child_main(
     conn.close()
 
 
+def _differentiable_sum(tensor: Any) -> Any:
+    """All-reduce (SUM) whose backward all-reduces the gradient, as every rank back-propagates its copy."""
+    import torch
+    import torch.distributed as dist
+
+    class _SumOverRanks(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, local: Any) -> Any:
+            total = local.clone()
+            dist.all_reduce(total, op=dist.ReduceOp.SUM)
+            return total
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            grad = grad.clone()
+            dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+            return grad
+
+    return _SumOverRanks.apply(tensor)
+
+
 class Multiverse:
     """Run ``universe(mv, *args)`` on ``nworld`` processes (one per GPU, or gloo on CPU) as one process group.
 
@@ -227,9 +248,15 @@ class Multiverse:
                         if receiver.poll(_GRACE_S):
                             reports[rank] = receiver.recv()
                 report = reports.get(rank, "(no traceback: the process died without reporting one)\n")
+                hint = ""
+                if "timed out" in report.lower() or "timeout" in report.lower():
+                    hint = (
+                        " A collective timed out: another rank stopped taking part (stalled, or still "
+                        "busy past Multiverse(timeout=...))."
+                    )
                 raise RuntimeError(
                     f"Multiverse rank {rank} failed ({_exit_reason(process.exitcode)}); the other ranks were "
-                    f"stopped.\n--- traceback of rank {rank} ---\n{report.rstrip()}"
+                    f"stopped.{hint}\n--- traceback of rank {rank} ---\n{report.rstrip()}"
                 )
 
     @staticmethod
@@ -393,9 +420,7 @@ class Multiverse:
         if not (dist.is_available() and dist.is_initialized()):
             return tensor
         if tensor.requires_grad:
-            from torch.distributed.nn.functional import all_reduce
-
-            total = all_reduce(tensor.clone(), op=dist.ReduceOp.SUM)
+            total = _differentiable_sum(tensor)
         else:
             total = tensor.clone()
             dist.all_reduce(total, op=dist.ReduceOp.SUM)

@@ -1,0 +1,211 @@
+"""Multiverse on CPU with gloo: training, reduce, sync, failures, timeouts, torchrun, GPU assignment."""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import torch
+
+from nebulae.cockpit import Multiverse
+from nebulae.cockpit import _lease
+from nebulae.kit.testing import FakeGPU, fake_nvml
+
+SCENARIOS = os.path.join(os.path.dirname(__file__), "multiverse_scenarios.py")
+TIMEOUT_S = 180  # guards against hangs; a healthy run takes a few seconds
+
+
+def _run(command: list[str], tmp_path, **env: str) -> subprocess.CompletedProcess[str]:
+    outdir = tmp_path / "out"
+    outdir.mkdir(exist_ok=True)
+    child_env = {k: v for k, v in os.environ.items() if k not in ("RANK", "NEB_RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    child_env.update(TMPDIR=str(tmp_path), **env)
+    return subprocess.run(
+        [*command, str(outdir)], capture_output=True, text=True, timeout=TIMEOUT_S, env=child_env
+    )
+
+
+def _scenario(name: str, tmp_path, **env: str) -> subprocess.CompletedProcess[str]:
+    return _run([sys.executable, SCENARIOS, name], tmp_path, **env)
+
+
+def _reports(tmp_path) -> list[dict]:
+    return [torch.load(tmp_path / "out" / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+
+
+def _check_training(reports: list[dict]) -> None:
+    first, second = reports
+    for a, b in zip(first["params"], second["params"], strict=True):
+        assert torch.equal(a, b)
+    assert first["losses"] == second["losses"]
+    assert first["losses"][-1] < first["losses"][0] / 4
+    for report in reports:
+        assert report["nworld"] == 2
+        assert torch.equal(report["mean"], torch.full((2,), 1.5))
+        assert torch.equal(report["sum"], torch.full((2,), 3.0))
+        assert torch.equal(report["pair"][1], torch.full((2,), 6.0))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("train")
+    done = _scenario("train", tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return _reports(tmp_path)
+
+
+def test_two_ranks_end_with_identical_parameters_and_a_falling_loss(trained):
+    _check_training(trained)
+
+
+def test_each_rank_gets_its_rank_and_a_cpu_run_has_no_gpus(trained):
+    assert [r["env"]["NEB_RANK"] for r in trained] == ["0", "1"]
+    assert [r["env"]["LOCAL_RANK"] for r in trained] == ["0", "1"]
+    assert all(r["env"]["WORLD_SIZE"] == "2" and r["env"]["NEB_GPUS"] == "" for r in trained)
+
+
+def test_sync_reshards_tanks_with_rank_zeros_seed(trained):
+    # rank r's stand-in Tank was built with seed 100 + r; both must shard with rank 0's seed.
+    assert [r["tank"] for r in trained] == [(0, 2, 100), (1, 2, 100)]
+
+
+def test_a_rank_that_raises_ends_the_run_with_its_traceback(tmp_path):
+    done = _scenario("fail", tmp_path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "rank 1 failed (exit code 1)" in done.stdout
+    assert "ValueError: boom from rank 1" in done.stdout
+
+
+def test_a_stalled_collective_times_out_naming_the_rank(tmp_path):
+    done = _scenario("stall", tmp_path)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "Multiverse rank 0 failed" in done.stdout
+    assert "timed out" in done.stdout.lower()
+
+
+def test_torchrun_launch_joins_the_launched_group(tmp_path):
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    done = _run([*launcher, SCENARIOS, "torchrun"], tmp_path, OMP_NUM_THREADS="1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    reports = _reports(tmp_path)
+    _check_training(reports)
+    assert all(r["env"]["NEB_RANK"] is None and r["env"]["NEB_GPUS"] is None for r in reports)
+
+
+def test_parent_assigns_and_leases_gpus_that_children_inherit(tmp_path):
+    done = _scenario("environment", tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for report in _reports(tmp_path):
+        # GPUs 1 and 2 have the most free memory; the parent (not the child) holds their leases.
+        assert report["env"] == {"NEB_GPUS": "1,2", "CUDA_VISIBLE_DEVICES": "1,2", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+        assert report["holders"] == [report["parent"], report["parent"]]
+
+
+# ---------------------------------------------------------------- in-process checks
+
+
+@pytest.fixture
+def lease_dir(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    yield tmp_path
+    for uuid in list(_lease._held):
+        _lease.release(uuid)
+
+
+def _hold_lease_elsewhere(uuid: str, lease_dir) -> subprocess.Popen[str]:
+    code = (
+        "import sys, tempfile; tempfile.tempdir = sys.argv[2]\n"
+        "from nebulae.cockpit._lease import try_lease\n"
+        "print(try_lease(sys.argv[1])[0], flush=True); sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, uuid, str(lease_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
+    return holder
+
+
+def _release(holder: subprocess.Popen[str]) -> None:
+    assert holder.stdin is not None
+    holder.stdin.close()
+    holder.wait(timeout=30)
+
+
+def _noop(mv: Multiverse) -> None:
+    return None
+
+
+def test_too_few_free_gpus_fail_before_any_rank_starts_naming_the_holder(lease_dir, monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    gpus = [FakeGPU(free_mib=8000), FakeGPU(free_mib=9000)]
+    with fake_nvml(gpus):
+        holder = _hold_lease_elsewhere("GPU-00000000-0000-4000-8000-000000000001", lease_dir)
+        try:
+            with pytest.raises(RuntimeError, match=rf"need 2, found 1.*GPU 1 \(pid {holder.pid}\)"):
+                Multiverse(_noop, 2)()
+        finally:
+            _release(holder)
+    assert _lease._held == {}  # the GPU it did get was given back
+
+
+def test_empty_cuda_visible_devices_means_a_cpu_run(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with fake_nvml([FakeGPU()]):
+        assert Multiverse(_noop, 1)._assign_gpus() == []
+
+
+def test_reduce_outside_a_distributed_run_returns_the_input():
+    mv = Multiverse(_noop, 2)
+    t = torch.ones(3)
+    assert mv.reduce(t) is t
+    assert mv.reduce([t, t], aggregate=True) == (t, t)
+
+
+def test_init_outside_a_rank_and_sync_before_init_are_errors(monkeypatch):
+    for name in ("NEB_RANK", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    mv = Multiverse(_noop, 2)
+    with pytest.raises(RuntimeError, match="inside the universe"):
+        mv.init()
+    with pytest.raises(RuntimeError, match=r"mv\.init\(\)"):
+        mv.sync(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("kwargs", [{"nworld": 0}, {"nworld": 1.5}, {"nworld": 2, "timeout": 0}])
+def test_bad_arguments_are_value_errors(kwargs):
+    with pytest.raises(ValueError):
+        Multiverse(_noop, **kwargs)
+
+
+def test_construction_captures_a_free_port_and_world_size(monkeypatch):
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    mv = Multiverse(_noop, 3)
+    assert (mv.nworld, mv.rank) == (3, -1)
+    assert mv._env["MASTER_ADDR"] == "127.0.0.1" and int(mv._env["MASTER_PORT"]) > 0
+    assert mv._env["WORLD_SIZE"] == "3"
+    monkeypatch.setenv("MASTER_PORT", "29611")
+    assert Multiverse(_noop, 2)._env["MASTER_PORT"] == "29611"
+
+
+def test_scope_is_a_no_op_context_and_executor_keeps_metadata():
+    mv = Multiverse(_noop, 1)
+    with mv.scope():
+        pass
+
+    @mv.Executor
+    def main(x: int) -> int:
+        """Docs."""
+        return x + 1
+
+    class Trainer:
+        @Multiverse.Executor
+        def run(self, x: int) -> int:
+            return x * 2
+
+    assert (main(1), main.__name__, main.__doc__) == (2, "main", "Docs.")
+    assert Trainer().run(4) == 8
+    assert isinstance(Multiverse.Executor(functools.partial(int, "7"))(), int)
