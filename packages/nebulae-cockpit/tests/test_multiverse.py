@@ -6,7 +6,6 @@ import functools
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 import torch
@@ -22,7 +21,8 @@ TIMEOUT_S = 180  # guards against hangs; a healthy run takes a few seconds
 def _run(command: list[str], tmp_path, **env: str) -> subprocess.CompletedProcess[str]:
     outdir = tmp_path / "out"
     outdir.mkdir(exist_ok=True)
-    child_env = {k: v for k, v in os.environ.items() if k not in ("RANK", "NEB_RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    dropped = ("RANK", "NEB_RANK", "LOCAL_RANK", "WORLD_SIZE", "CUDA_VISIBLE_DEVICES", "NEB_GPUS", "MASTER_PORT")
+    child_env = {k: v for k, v in os.environ.items() if k not in dropped}
     child_env.update(TMPDIR=str(tmp_path), **env)
     return subprocess.run(
         [*command, str(outdir)], capture_output=True, text=True, timeout=TIMEOUT_S, env=child_env
@@ -73,6 +73,7 @@ def test_sync_reshards_tanks_with_rank_zeros_seed(trained):
     assert [r["tank"] for r in trained] == [(0, 2, 100), (1, 2, 100)]
 
 
+@pytest.mark.slow
 def test_a_rank_that_raises_ends_the_run_with_its_traceback(tmp_path):
     done = _scenario("fail", tmp_path)
     assert done.returncode == 3, done.stdout + done.stderr
@@ -80,6 +81,7 @@ def test_a_rank_that_raises_ends_the_run_with_its_traceback(tmp_path):
     assert "ValueError: boom from rank 1" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_stalled_collective_times_out_naming_the_rank(tmp_path):
     done = _scenario("stall", tmp_path)
     assert done.returncode == 3, done.stdout + done.stderr
@@ -87,6 +89,7 @@ def test_a_stalled_collective_times_out_naming_the_rank(tmp_path):
     assert "timed out" in done.stdout.lower()
 
 
+@pytest.mark.slow
 def test_torchrun_launch_joins_the_launched_group(tmp_path):
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     done = _run([*launcher, SCENARIOS, "torchrun"], tmp_path, OMP_NUM_THREADS="1")
@@ -96,6 +99,7 @@ def test_torchrun_launch_joins_the_launched_group(tmp_path):
     assert all(r["env"]["NEB_RANK"] is None and r["env"]["NEB_GPUS"] is None for r in reports)
 
 
+@pytest.mark.slow
 def test_parent_assigns_and_leases_gpus_that_children_inherit(tmp_path):
     done = _scenario("environment", tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -108,47 +112,16 @@ def test_parent_assigns_and_leases_gpus_that_children_inherit(tmp_path):
 # ---------------------------------------------------------------- in-process checks
 
 
-@pytest.fixture
-def lease_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    yield tmp_path
-    for uuid in list(_lease._held):
-        _lease.release(uuid)
-
-
-def _hold_lease_elsewhere(uuid: str, lease_dir) -> subprocess.Popen[str]:
-    code = (
-        "import sys, tempfile; tempfile.tempdir = sys.argv[2]\n"
-        "from nebulae.cockpit._lease import try_lease\n"
-        "print(try_lease(sys.argv[1])[0], flush=True); sys.stdin.read()\n"
-    )
-    holder = subprocess.Popen(
-        [sys.executable, "-c", code, uuid, str(lease_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
-    return holder
-
-
-def _release(holder: subprocess.Popen[str]) -> None:
-    assert holder.stdin is not None
-    holder.stdin.close()
-    holder.wait(timeout=30)
-
-
 def _noop(mv: Multiverse) -> None:
     return None
 
 
-def test_too_few_free_gpus_fail_before_any_rank_starts_naming_the_holder(lease_dir, monkeypatch):
+def test_too_few_free_gpus_fail_before_any_rank_starts_naming_the_holder(hold_lease, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    gpus = [FakeGPU(free_mib=8000), FakeGPU(free_mib=9000)]
-    with fake_nvml(gpus):
-        holder = _hold_lease_elsewhere("GPU-00000000-0000-4000-8000-000000000001", lease_dir)
-        try:
-            with pytest.raises(RuntimeError, match=rf"need 2, found 1.*GPU 1 \(pid {holder.pid}\)"):
-                Multiverse(_noop, 2)()
-        finally:
-            _release(holder)
+    holder = hold_lease("GPU-00000000-0000-4000-8000-000000000001")
+    with fake_nvml([FakeGPU(free_mib=8000), FakeGPU(free_mib=9000)]):
+        with pytest.raises(RuntimeError, match=rf"need 2, found 1.*GPU 1 \(pid {holder.pid}\)"):
+            Multiverse(_noop, 2)()
     assert _lease._held == {}  # the GPU it did get was given back
 
 
