@@ -43,7 +43,9 @@ def main() -> int:
         print(f"epoch {epoch + 1}/{args.epochs}: loss {loss.item():.4f}")
     with torch.no_grad():
         accuracy = (model(x[held]).argmax(1) == y[held]).float().mean().item()
-    print(f"accuracy: {accuracy * 100:.1f}% on {len(held)} held-out digits ({time.perf_counter() - start:.1f}s)")
+    print(
+        f"accuracy: {accuracy * 100:.1f}% on {len(held)} held-out digits ({time.perf_counter() - start:.1f}s)"
+    )
     return 0
 
 

@@ -10,7 +10,7 @@ import pytest
 # test modules import the helpers by name (pytest runs with --import-mode=importlib)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from integration_support import LIBRARIES, PACKAGES, Venv, run  # noqa: E402
+from integration_support import LIBRARIES, PACKAGES, Venv, run
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,20 @@ def wheelhouse(tmp_path_factory) -> Path:
     """Every distribution of the monorepo built once into a temporary wheelhouse."""
     house = tmp_path_factory.mktemp("wheelhouse")
     dirs = [str(PACKAGES / f"nebulae-{name}") for name in LIBRARIES] + [str(PACKAGES / "nebulae")]
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(house), *dirs])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(house),
+            *dirs,
+        ]
+    )
     return house
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import venv
 import zipfile
 from email.parser import Parser
@@ -25,7 +24,9 @@ def run(cmd: list[str], *, timeout: float = 900, **kwargs) -> subprocess.Complet
     """Run a command, failing the test with its output when it exits non-zero."""
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
     if out.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, cmd))} exited {out.returncode}\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}")
+        pytest.fail(
+            f"{' '.join(map(str, cmd))} exited {out.returncode}\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
+        )
     return out
 
 
@@ -82,4 +83,3 @@ class Venv:
         if third_party:
             self.pip(*third_party)
         self.pip("--no-index", "--find-links", str(house), dist)
-

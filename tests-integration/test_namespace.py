@@ -14,7 +14,9 @@ def _python(code: str) -> str:
     return out.stdout.strip()
 
 
-@pytest.mark.parametrize("module", ["nebulae", "nebulae.kit", "nebulae.fuel", "nebulae.aerolog", "nebulae.law"])
+@pytest.mark.parametrize(
+    "module", ["nebulae", "nebulae.kit", "nebulae.fuel", "nebulae.aerolog", "nebulae.law"]
+)
 def test_import_pulls_neither_torch_nor_matplotlib(module):
     code = f"import sys, {module}; print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
     assert _python(code) == "[]"

@@ -46,8 +46,12 @@ def test_libraries_start_at_0_1_and_the_meta_package_at_1_0():
 )
 def test_sibling_range_admits_the_siblings_current_version(dist, req):
     current = _current_versions()[req.name]
-    assert req.specifier.contains(current, prereleases=True), f"{dist} requires {req}, but {req.name} is {current}"
-    assert any(s.operator in ("<", "<=", "~=", "==") for s in req.specifier), f"{dist}: {req} has no upper cap"
+    assert req.specifier.contains(current, prereleases=True), (
+        f"{dist} requires {req}, but {req.name} is {current}"
+    )
+    assert any(s.operator in ("<", "<=", "~=", "==") for s in req.specifier), (
+        f"{dist}: {req} has no upper cap"
+    )
 
 
 def test_torch_is_declared_as_a_floor_never_pinned():

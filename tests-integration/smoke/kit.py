@@ -15,7 +15,8 @@ gt = kit.GPUtil()  # must construct with or without a driver
 assert isinstance(gt.available(1, 0), list)
 with tempfile.TemporaryDirectory() as tmp:
     path = kit.record_cfg(os.path.join(tmp, "cfg.json"), {"lr": 0.1})
-    assert kit.parse_cfg(path) == {"lr": 0.1} and json.load(open(path)) == {"lr": 0.1}
+    with open(path) as handle:
+        assert kit.parse_cfg(path) == {"lr": 0.1} == json.load(handle)
 assert kit.hotvec2mtx([1], 3).tolist() == [[0.0, 1.0, 0.0]]
 assert "torch" not in sys.modules
 print("ok")
