@@ -16,7 +16,9 @@ from nebulae.kit.testing import FakeGPU, fake_nvml, load_record, record_nvml
 
 def _machine():
     return [
-        FakeGPU(name="NVIDIA A100-SXM4-40GB", total_mib=40960, free_mib=30000, utilization=10, temperature=40),
+        FakeGPU(
+            name="NVIDIA A100-SXM4-40GB", total_mib=40960, free_mib=30000, utilization=10, temperature=40
+        ),
         FakeGPU(name="NVIDIA A100-SXM4-40GB", total_mib=40960, free_mib=1000, utilization=90, temperature=70),
         FakeGPU(name="NVIDIA A100-SXM4-40GB", total_mib=40960, free_mib=35000, utilization=0, temperature=35),
         FakeGPU(name="NVIDIA A100-SXM4-40GB", total_mib=40960, free_mib=2048, utilization=50, temperature=55),
@@ -181,7 +183,7 @@ def test_fake_errors_are_the_real_pynvml_error_classes():
         handle = pynvml.nvmlDeviceGetHandleByIndex(0)
         with pytest.raises(pynvml.NVMLError_NotSupported):
             pynvml.nvmlDeviceGetName(handle)
-        assert pynvml.nvmlDeviceGetMemoryInfo(handle).total == int(81559 * 1024 * 1024)
+        assert pynvml.nvmlDeviceGetMemoryInfo(handle).total == 81559 * 1024 * 1024
         pynvml.nvmlShutdown()
         with pytest.raises(pynvml.NVMLError_Uninitialized):
             pynvml.nvmlDeviceGetCount()

@@ -30,7 +30,12 @@ def _clear(monkeypatch):
 
 def test_rank_helpers_default_to_a_single_process(monkeypatch):
     _clear(monkeypatch)
-    assert (kit.get_rank(), kit.get_world_size(), kit.get_local_rank(), kit.get_local_world_size()) == (-1, 1, -1, 1)
+    assert (kit.get_rank(), kit.get_world_size(), kit.get_local_rank(), kit.get_local_world_size()) == (
+        -1,
+        1,
+        -1,
+        1,
+    )
 
 
 def test_neb_rank_wins_over_rank_and_local_values_default_to_global(monkeypatch):
@@ -52,7 +57,14 @@ def test_a_non_integer_rank_variable_is_a_clear_error(monkeypatch):
 
 
 def _engine(**overrides):
-    attrs = {"device": "CPU", "chip": ["cpu"], "rank": -1, "local_rank": 0, "gearbox": 20, "multi_piston": False}
+    attrs = {
+        "device": "CPU",
+        "chip": ["cpu"],
+        "rank": -1,
+        "local_rank": 0,
+        "gearbox": 20,
+        "multi_piston": False,
+    }
     attrs.update(overrides)
     return types.SimpleNamespace(**attrs)
 
@@ -81,5 +93,7 @@ def test_importing_kit_loads_neither_torch_nor_matplotlib_nor_nvml():
         "import sys, nebulae.kit; "
         "print(sorted(m for m in ('torch', 'matplotlib', 'pynvml', 'PIL', 'scipy') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert out.stdout.strip() == "[]"

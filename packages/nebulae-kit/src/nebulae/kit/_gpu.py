@@ -6,7 +6,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, NamedTuple
 
 from ._rank import get_rank
@@ -29,7 +29,7 @@ class GPUInfo(NamedTuple):
         uuid: the NVML UUID, e.g. ``'GPU-5f1c...'``.
     """
 
-    index: int
+    index: int  # type: ignore[assignment]  # the SPEC's field name shadows tuple.index
     name: str
     total: float
     free: float
@@ -58,10 +58,8 @@ def _nvml_session() -> Iterator[Any]:
     try:
         yield nvml
     finally:
-        try:
+        with suppress(nvml.NVMLError):
             nvml.nvmlShutdown()
-        except nvml.NVMLError:
-            pass
 
 
 def _as_text(value: Any) -> str:
@@ -93,10 +91,8 @@ def _nvml_unavailable_reason() -> str | None:
         return f"NVML could not start: {exc}"
     except OSError as exc:
         return f"NVML could not start: {exc}"
-    try:
+    with suppress(nvml.NVMLError):
         nvml.nvmlShutdown()
-    except nvml.NVMLError:
-        pass
     return None
 
 
@@ -119,18 +115,16 @@ def query_gpus(*, with_usage: bool = False) -> tuple[list[GPUReading], str | Non
             try:
                 handle, info = _read_info(nvml, index)
             except nvml.NVMLError as exc:
-                warnings.warn(f"GPU {index} left out: NVML could not read it ({exc})", KitWarning, stacklevel=3)
+                warnings.warn(
+                    f"GPU {index} left out: NVML could not read it ({exc})", KitWarning, stacklevel=3
+                )
                 continue
             utilization = temperature = None
             if with_usage:
-                try:
+                with suppress(nvml.NVMLError):
                     utilization = float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-                except nvml.NVMLError:
-                    pass
-                try:
+                with suppress(nvml.NVMLError):
                     temperature = float(nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU))
-                except nvml.NVMLError:
-                    pass
             readings.append(GPUReading(info, utilization, temperature))
     return readings, None
 
@@ -221,7 +215,9 @@ class GPUtil:
         """
         if ngpu is not None and ngpus is not None:
             raise TypeError("give 'ngpus' or its alias 'ngpu', not both")
-        count = _check_positive_int("ngpus", ngpus if ngpus is not None else (ngpu if ngpu is not None else 1))
+        count = _check_positive_int(
+            "ngpus", ngpus if ngpus is not None else (ngpu if ngpu is not None else 1)
+        )
         if isinstance(least_mem, bool) or not isinstance(least_mem, int | float):
             raise TypeError(f"'least_mem' must be a number of MiB (got {type(least_mem).__name__})")
         if least_mem < 0:
@@ -261,7 +257,9 @@ class GPUtil:
         if get_rank() > 0:
             return
         if self.monitoring:
-            raise RuntimeError("GPUtil is already monitoring: call status() to stop it before monitor() again")
+            raise RuntimeError(
+                "GPUtil is already monitoring: call status() to stop it before monitor() again"
+            )
         if not self.gpus:
             if not self._warned_no_gpu:
                 self._warned_no_gpu = True
@@ -280,7 +278,9 @@ class GPUtil:
             )
         self._samples = {g.index: [] for g in self.gpus}
         self._stop.clear()
-        self._thread = threading.Thread(target=self._sample_loop, args=(sec,), name="nebulae-gputil", daemon=True)
+        self._thread = threading.Thread(
+            target=self._sample_loop, args=(sec,), name="nebulae-gputil", daemon=True
+        )
         self._thread.start()
 
     def _sample_loop(self, sec: int) -> None:
@@ -302,7 +302,9 @@ class GPUtil:
                     util = float(nvml.nvmlDeviceGetUtilizationRates(handle).gpu)
                     used = nvml.nvmlDeviceGetMemoryInfo(handle).used / _MIB
                 except nvml.NVMLError as exc:
-                    self._warn_sample(f"a sample of GPU {gpu.index} was skipped: NVML could not read it ({exc})")
+                    self._warn_sample(
+                        f"a sample of GPU {gpu.index} was skipped: NVML could not read it ({exc})"
+                    )
                     continue
                 self._samples[gpu.index].append((now, temp, util, used))
             if self._stop.wait(sec) or time.monotonic() >= deadline:

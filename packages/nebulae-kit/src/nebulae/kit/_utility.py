@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 import json
 import os
 import random
@@ -32,7 +34,7 @@ __all__ = [
 ]
 
 
-def Timer(fn: Callable[..., Any]) -> Callable[..., tuple[Any, ...]]:  # noqa: N802 - the original's name
+def Timer(fn: Callable[..., Any]) -> Callable[..., tuple[Any, ...]]:
     """Decorator: the call returns ``(elapsed_seconds, *results)`` (a non-tuple result is wrapped).
 
     Example:
@@ -52,7 +54,7 @@ def Timer(fn: Callable[..., Any]) -> Callable[..., tuple[Any, ...]]:  # noqa: N8
     return timed
 
 
-def SPST(fn: Callable[..., Any]) -> Callable[..., Any]:  # noqa: N802 - the original's name
+def SPST(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator: keep OpenCV single-threaded (and OpenCL off) in the wrapped call; no-op without cv2.
 
     Data workers that each let cv2 start a thread per core oversubscribe the CPU.
@@ -60,12 +62,10 @@ def SPST(fn: Callable[..., Any]) -> Callable[..., Any]:  # noqa: N802 - the orig
 
     @functools.wraps(fn)
     def single_threaded(*args: Any, **kwargs: Any) -> Any:
-        cv2 = sys.modules.get("cv2")
+        cv2: Any = sys.modules.get("cv2")
         if cv2 is None:
-            try:
-                import cv2  # type: ignore[import-not-found, no-redef]
-            except ImportError:
-                cv2 = None
+            with contextlib.suppress(ImportError):
+                cv2 = importlib.import_module("cv2")
         if cv2 is not None:
             cv2.setNumThreads(0)
             cv2.ocl.setUseOpenCL(False)
@@ -90,18 +90,14 @@ def destine(seed: int) -> None:
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch = sys.modules.get("torch")
-    if torch is None:
-        try:
-            import torch  # type: ignore[no-redef]
-        except ImportError:
-            return
+    try:
+        import torch
+    except ImportError:
+        return
     torch.manual_seed(seed)  # also seeds every CUDA device, lazily
 
 
-def hotvec2mtx(
-    labels: Sequence[Any], nclasses: int, on_value: float = 1, off_value: float = 0
-) -> np.ndarray:
+def hotvec2mtx(labels: Sequence[Any], nclasses: int, on_value: float = 1, off_value: float = 0) -> np.ndarray:
     """Turn labels into a float32 ``B×nclasses`` multi-hot matrix.
 
     Each label is an int, a list of ints, or a comma-separated string such as ``'1,3'``.
@@ -217,7 +213,7 @@ def ver2num(version: str, vbits: int = 2) -> int:
         raise ValueError(f"{version!r} is not a version string")
     release = tuple(int(g) for g in match.groups()[:3] if g is not None)
     number = 0
-    for part in (release + (0, 0))[:3]:
+    for part in (*release, 0, 0)[:3]:
         if part >= 10**vbits:
             raise ValueError(f"version part {part} of {version!r} does not fit in {vbits} digits")
         number = number * 10**vbits + part

@@ -228,7 +228,9 @@ def record_nvml(path: str | os.PathLike[str]) -> dict[str, Any]:
                     "uuid": pynvml.nvmlDeviceGetUUID(handle),
                     "memory_bytes": {"total": memory.total, "free": memory.free, "used": memory.used},
                     "utilization_percent": pynvml.nvmlDeviceGetUtilizationRates(handle).gpu,
-                    "temperature_celsius": pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU),
+                    "temperature_celsius": pynvml.nvmlDeviceGetTemperature(
+                        handle, pynvml.NVML_TEMPERATURE_GPU
+                    ),
                     "pci_bus_id": pynvml.nvmlDeviceGetPciInfo(handle).busId,
                 }
             )
