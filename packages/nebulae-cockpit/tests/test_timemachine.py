@@ -207,6 +207,13 @@ def test_duck_typed_optimizer_craft_round_trips(tmp_path):
     assert restored.step == 41
 
 
+def test_legacy_non_zip_checkpoints_still_load(tmp_path):
+    src, dst = Net(), Net()
+    torch.save(src.state_dict(), tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    TimeMachine(ckpt_path=tmp_path, verbose=False).to(dst, "old.pth")
+    assert _same(src, dst)
+
+
 def test_wrapped_form_without_optz_still_loads_the_net(tmp_path):
     tm = TimeMachine(ckpt_path=tmp_path, save_path=tmp_path, verbose=False)
     src, dst = Net(), Net()

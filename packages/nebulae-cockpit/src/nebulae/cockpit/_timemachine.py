@@ -390,7 +390,12 @@ class TimeMachine:
 
 
 def _load(path: str) -> Any:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    # mmap: the tensors are read straight from the page cache while load_state_dict copies them,
+    # instead of into fresh buffers first. The mapping is private, so nothing writes to the file.
+    # Legacy (non-zip) torch.save files cannot be mapped and are read the ordinary way.
+    with open(path, "rb") as handle:
+        zipped = handle.read(4) == b"PK\x03\x04"
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
 
 
 def _mtime(path: str) -> float:
