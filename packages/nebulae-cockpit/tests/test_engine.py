@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from nebulae.cockpit import CPU, DYNAMIC, FIXED, GPU, STATIC, CockpitWarning, Engine
-from nebulae.cockpit import _lease
+from nebulae.cockpit import CPU, DYNAMIC, FIXED, GPU, STATIC, CockpitWarning, Engine, _lease
 from nebulae.kit import Law, current_engine, set_current_engine
 from nebulae.kit.testing import FakeGPU, fake_nvml
 
@@ -108,13 +107,19 @@ def test_prints_the_gpu_table_on_rank_zero(capsys):
 
 
 def test_too_few_with_enough_memory_is_an_error_saying_what_was_found():
-    with fake_nvml(_machine(9000, 1000)), pytest.raises(RuntimeError, match=r"need 2, found 1.*GPU 1 \(1000 MiB\)"):
+    with (
+        fake_nvml(_machine(9000, 1000)),
+        pytest.raises(RuntimeError, match=r"need 2, found 1.*GPU 1 \(1000 MiB\)"),
+    ):
         Engine(GPU, ngpus=2, verbose=False)
     assert _lease._held == {}
 
 
 def test_gpu_without_a_driver_is_an_error_saying_none_was_found():
-    with fake_nvml(driver=False), pytest.raises(RuntimeError, match=r"need 1, found 0 \(NVML sees 0 GPU\(s\) \(no driver"):
+    with (
+        fake_nvml(driver=False),
+        pytest.raises(RuntimeError, match=r"need 1, found 0 \(NVML sees 0 GPU\(s\) \(no driver"),
+    ):
         Engine(GPU, verbose=False)
 
 
@@ -127,7 +132,10 @@ def test_a_set_cuda_visible_devices_narrows_the_automatic_choice(monkeypatch):
 def test_explicit_ids_skip_the_memory_check_and_accept_tuples():
     with fake_nvml(_machine(100, 100, 100)):
         assert [g.index for g in _gpu_engine(available_gpus=(2, 0)).gpus] == [2]
-        assert [g.index for g in _gpu_engine(ngpus=2, available_gpus=((0, "name"), (1, "name"))).gpus] == [0, 1]
+        assert [g.index for g in _gpu_engine(ngpus=2, available_gpus=((0, "name"), (1, "name"))).gpus] == [
+            0,
+            1,
+        ]
         with pytest.raises(ValueError, match=r"GPU ids \[7\]"):
             Engine(GPU, available_gpus=(7,), verbose=False)
 
@@ -145,7 +153,9 @@ def test_automatic_choice_skips_held_gpus_and_counts_them_apart(hold_lease, monk
     with fake_nvml(_machine(5000, 30000, 9000)):
         assert [g.index for g in _gpu_engine().gpus] == [2]
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES")  # the first Engine narrowed it to GPU 2
-        with pytest.raises(RuntimeError, match=rf"need 3, found 2 .*held by other jobs: GPU 1 \(pid {holder.pid}\)"):
+        with pytest.raises(
+            RuntimeError, match=rf"need 3, found 2 .*held by other jobs: GPU 1 \(pid {holder.pid}\)"
+        ):
             Engine(GPU, ngpus=3, verbose=False)
 
 

@@ -10,8 +10,7 @@ import sys
 import pytest
 import torch
 
-from nebulae.cockpit import Multiverse
-from nebulae.cockpit import _lease
+from nebulae.cockpit import Multiverse, _lease
 from nebulae.kit.testing import FakeGPU, fake_nvml
 
 SCENARIOS = os.path.join(os.path.dirname(__file__), "multiverse_scenarios.py")
@@ -21,7 +20,15 @@ TIMEOUT_S = 180  # guards against hangs; a healthy run takes a few seconds
 def _run(command: list[str], tmp_path, **env: str) -> subprocess.CompletedProcess[str]:
     outdir = tmp_path / "out"
     outdir.mkdir(exist_ok=True)
-    dropped = ("RANK", "NEB_RANK", "LOCAL_RANK", "WORLD_SIZE", "CUDA_VISIBLE_DEVICES", "NEB_GPUS", "MASTER_PORT")
+    dropped = (
+        "RANK",
+        "NEB_RANK",
+        "LOCAL_RANK",
+        "WORLD_SIZE",
+        "CUDA_VISIBLE_DEVICES",
+        "NEB_GPUS",
+        "MASTER_PORT",
+    )
     child_env = {k: v for k, v in os.environ.items() if k not in dropped}
     child_env.update(TMPDIR=str(tmp_path), **env)
     return subprocess.run(
@@ -105,7 +112,11 @@ def test_parent_assigns_and_leases_gpus_that_children_inherit(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     for report in _reports(tmp_path):
         # GPUs 1 and 2 have the most free memory; the parent (not the child) holds their leases.
-        assert report["env"] == {"NEB_GPUS": "1,2", "CUDA_VISIBLE_DEVICES": "1,2", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+        assert report["env"] == {
+            "NEB_GPUS": "1,2",
+            "CUDA_VISIBLE_DEVICES": "1,2",
+            "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        }
         assert report["holders"] == [report["parent"], report["parent"]]
 
 
@@ -119,9 +130,10 @@ def _noop(mv: Multiverse) -> None:
 def test_too_few_free_gpus_fail_before_any_rank_starts_naming_the_holder(hold_lease, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     holder = hold_lease("GPU-00000000-0000-4000-8000-000000000001")
-    with fake_nvml([FakeGPU(free_mib=8000), FakeGPU(free_mib=9000)]):
-        with pytest.raises(RuntimeError, match=rf"need 2, found 1.*GPU 1 \(pid {holder.pid}\)"):
-            Multiverse(_noop, 2)()
+    gpus = [FakeGPU(free_mib=8000), FakeGPU(free_mib=9000)]
+    expected = rf"need 2, found 1.*GPU 1 \(pid {holder.pid}\)"
+    with fake_nvml(gpus), pytest.raises(RuntimeError, match=expected):
+        Multiverse(_noop, 2)()
     assert _lease._held == {}  # the GPU it did get was given back
 
 

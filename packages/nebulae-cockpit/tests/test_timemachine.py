@@ -256,9 +256,9 @@ def test_directory_prefers_own_newest_and_skips_corrupt(tmp_path):
 def test_directory_with_nothing_loadable_is_file_not_found(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
     tm = TimeMachine(ckpt_path=tmp_path, verbose=False)
-    with pytest.warns(CockpitWarning), pytest.raises(FileNotFoundError, match="junk.pth"):
+    with pytest.warns(CockpitWarning), pytest.raises(FileNotFoundError, match=r"junk\.pth"):
         tm.to(Net())
-    with pytest.raises(FileNotFoundError, match="missing.pth"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.pth"):
         tm.to(Net(), "missing.pth")
 
 

@@ -31,7 +31,9 @@ def coat_to(datum: Any, device: torch.device, as_const: bool = True, sync: bool 
             f"(got {type(datum).__name__})"
         )
     if not as_const and not (tensor.is_floating_point() or tensor.is_complex()):
-        raise TypeError(f"coat(as_const=False) needs a floating dtype to carry gradients (got {tensor.dtype})")
+        raise TypeError(
+            f"coat(as_const=False) needs a floating dtype to carry gradients (got {tensor.dtype})"
+        )
     tensor = tensor.to(device, non_blocking=not sync)
     if not as_const:
         tensor = tensor.detach().requires_grad_(True)

@@ -192,7 +192,10 @@ class Engine:
         return self._known(published)
 
     def _table(self) -> str:
-        rows = [f"{gpu.index} | {gpu.name} | {gpu.free:.0f} MiB free out of {gpu.total:.0f} MiB" for gpu in self.gpus]
+        rows = [
+            f"{gpu.index} | {gpu.name} | {gpu.free:.0f} MiB free out of {gpu.total:.0f} MiB"
+            for gpu in self.gpus
+        ]
         return "\n".join(["GPU id | name | free MiB out of total MiB", *rows])
 
     # ---------------------------------------------------------------- data
@@ -221,4 +224,6 @@ class Engine:
         return shell_from(datum, as_np, sync)
 
     def __repr__(self) -> str:
-        return f"Engine(device={self.device!r}, chip={self.chip}, rank={self.rank}, gearbox={self.gearbox.name})"
+        return (
+            f"Engine(device={self.device!r}, chip={self.chip}, rank={self.rank}, gearbox={self.gearbox.name})"
+        )

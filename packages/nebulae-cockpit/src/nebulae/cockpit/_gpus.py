@@ -137,17 +137,17 @@ def select_gpus(
     allowed = visible_filter(seen)
     roomy = [gpu for gpu in allowed if gpu.free >= least_mem]
     roomy.sort(key=lambda g: (-g.free, g.index))
-    got: list[Any] = []
-    held: list[tuple[Any, int | None]] = []
-    fresh = []
+    chosen: list[Any] = []
+    busy: list[tuple[Any, int | None]] = []
+    leased: list[Any] = []
     for gpu in roomy:
-        if len(got) == n:
+        if len(chosen) == n:
             break
-        ok, more_held = _lease_all([gpu], lease, fresh)
-        got += ok
-        held += more_held
-    if len(got) < n:
-        _undo(fresh)
+        ok, more_busy = _lease_all([gpu], lease, leased)
+        chosen += ok
+        busy += more_busy
+    if len(chosen) < n:
+        _undo(leased)
         detail = [f"NVML sees {len(seen)} GPU(s)" + ("" if seen else " (no driver or no device)")]
         if len(allowed) < len(seen):
             detail.append(f"CUDA_VISIBLE_DEVICES allows {len(allowed)}")
@@ -157,7 +157,7 @@ def select_gpus(
                 f"below least_mem={least_mem} MiB free: "
                 + ", ".join(f"GPU {g.index} ({g.free:.0f} MiB)" for g in small)
             )
-        if held:
-            detail.append(f"held by other jobs: {_describe_held(held)}")
-        raise GpuShortage(f"not enough available GPUs: need {n}, found {len(got)} ({'; '.join(detail)})")
-    return sorted(got, key=lambda g: g.index)
+        if busy:
+            detail.append(f"held by other jobs: {_describe_held(busy)}")
+        raise GpuShortage(f"not enough available GPUs: need {n}, found {len(chosen)} ({'; '.join(detail)})")
+    return sorted(chosen, key=lambda g: g.index)

@@ -133,7 +133,9 @@ class Multiverse:
         lease: bool = True,
     ) -> None:
         if not callable(universe):
-            raise TypeError(f"'universe' must be a callable universe(mv, ...) (got {type(universe).__name__})")
+            raise TypeError(
+                f"'universe' must be a callable universe(mv, ...) (got {type(universe).__name__})"
+            )
         if isinstance(nworld, bool) or not isinstance(nworld, int) or nworld < 1:
             raise ValueError(f"'nworld' must be an int >= 1 (got {nworld!r})")
         if timeout is not None and (
@@ -234,11 +236,11 @@ class Multiverse:
         while running:
             for ready in multiprocessing.connection.wait([*running, *pipes]):
                 if ready in pipes:
-                    rank = pipes.pop(ready)  # type: ignore[call-overload]
+                    rank = pipes.pop(ready)
                     with contextlib.suppress(EOFError, OSError):
-                        reports[rank] = ready.recv()  # type: ignore[union-attr]
+                        reports[rank] = ready.recv()
                     continue
-                rank, process = running.pop(ready)  # type: ignore[call-overload]
+                rank, process = running.pop(ready)
                 process.join()
                 if process.exitcode == 0:
                     continue
@@ -324,7 +326,7 @@ class Multiverse:
         return contextlib.nullcontext()
 
     @staticmethod
-    def Executor(func: Callable[..., Any]) -> Callable[..., Any]:  # noqa: N802 - the brochure's name
+    def Executor(func: Callable[..., Any]) -> Callable[..., Any]:
         """Mark the main training/testing function; calling it is unchanged (metadata kept).
 
         Example:

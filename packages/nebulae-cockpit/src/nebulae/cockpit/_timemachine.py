@@ -240,7 +240,9 @@ class TimeMachine:
         try:
             return json.loads(json.dumps(dict(meta)))
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"'meta' must hold only JSON values (str, int, float, bool, None, list, dict): {exc}") from None
+            raise TypeError(
+                f"'meta' must hold only JSON values (str, int, float, bool, None, list, dict): {exc}"
+            ) from None
 
     def _target(self, craft: Any, file: str) -> str:
         assert self.save_path is not None
@@ -298,7 +300,9 @@ class TimeMachine:
         elif os.path.isdir(target):
             path, states = self._newest_loadable(craft, target)
         else:
-            raise FileNotFoundError(f"no checkpoint at {target!r} (ckpt_path={self.ckpt_path!r}, file={file!r})")
+            raise FileNotFoundError(
+                f"no checkpoint at {target!r} (ckpt_path={self.ckpt_path!r}, file={file!r})"
+            )
 
         wrapped = isinstance(states, dict) and isinstance(states.get("net"), dict)
         net_state = states["net"] if wrapped else states
@@ -349,7 +353,9 @@ class TimeMachine:
         )
 
     @staticmethod
-    def _load_net(module: Any, state: dict[str, Any], ckpt_scope: str | None, frozen: bool, path: str) -> None:
+    def _load_net(
+        module: Any, state: dict[str, Any], ckpt_scope: str | None, frozen: bool, path: str
+    ) -> None:
         prefix = _scope_prefix(ckpt_scope, "ckpt_scope")
         wanted = {key: value for key, value in state.items() if _in_scope(key, prefix)}
         if not wanted:
@@ -359,14 +365,20 @@ class TimeMachine:
         mismatched = sorted(
             f"{key} (file {tuple(wanted[key].shape)}, model {tuple(own[key].shape)})"
             for key in wanted
-            if key in own and hasattr(wanted[key], "shape") and tuple(wanted[key].shape) != tuple(own[key].shape)
+            if key in own
+            and hasattr(wanted[key], "shape")
+            and tuple(wanted[key].shape) != tuple(own[key].shape)
         )
         if frozen:
             missing = sorted(key for key in own if _in_scope(key, prefix) and key not in wanted)
             if missing or unexpected or mismatched:
                 parts = [
                     f"{label}: {', '.join(keys)}"
-                    for label, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched))
+                    for label, keys in (
+                        ("missing", missing),
+                        ("unexpected", unexpected),
+                        ("shape mismatch", mismatched),
+                    )
                     if keys
                 ]
                 raise RuntimeError(
