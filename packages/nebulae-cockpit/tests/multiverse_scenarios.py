@@ -71,6 +71,35 @@ def train(mv: Multiverse, outdir: str) -> None:
     torch.save(report, os.path.join(outdir, f"rank{rank}.pt"))
 
 
+def gpu_train(mv: Multiverse, outdir: str) -> None:
+    from nebulae.cockpit import GPU
+
+    mv.init()
+    engine = Engine(GPU, ngpu=mv.nworld, least_mem=0, verbose=False)
+    torch.manual_seed(1000 + mv.rank)
+    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
+    net = mv.sync(net)
+    device = next(net.parameters()).device
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    x = torch.randn(32, 4, device=device)
+    losses = []
+    for _ in range(10):
+        opt.zero_grad()
+        loss = mv.reduce(net(x).pow(2).mean())
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    report = {
+        "backend": torch.distributed.get_backend(),
+        "device": str(device),
+        "chip": [str(c) for c in engine.chip],
+        "params": [p.detach().cpu() for p in net.parameters()],
+        "losses": losses,
+        "sync_bn": any(isinstance(m, nn.SyncBatchNorm) for m in net.modules()),
+    }
+    torch.save(report, os.path.join(outdir, f"rank{mv.rank}.pt"))
+
+
 def fail(mv: Multiverse, outdir: str) -> None:
     mv.init()
     if mv.rank == 1:
@@ -104,6 +133,8 @@ def main() -> int:
     try:
         if scenario in ("train", "torchrun"):  # under torchrun the same call joins the launched group
             Multiverse(train, 2)(outdir)
+        elif scenario == "gpu":
+            Multiverse(gpu_train, int(os.environ.get("NWORLD", "1")))(outdir)
         elif scenario == "fail":
             Multiverse(fail, 2)(outdir)
         elif scenario == "stall":

@@ -120,6 +120,21 @@ def test_parent_assigns_and_leases_gpus_that_children_inherit(tmp_path):
         assert report["holders"] == [report["parent"], report["parent"]]
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_ranks_use_nccl_leased_gpus_and_sync_batchnorm(tmp_path):
+    nworld = min(2, torch.cuda.device_count())
+    done = _scenario("gpu", tmp_path, NWORLD=str(nworld))
+    assert done.returncode == 0, done.stdout + done.stderr
+    reports = [torch.load(tmp_path / "out" / f"rank{r}.pt", weights_only=False) for r in range(nworld)]
+    for rank, report in enumerate(reports):
+        assert report["backend"] == "nccl" and report["sync_bn"]
+        assert report["device"] == f"cuda:{rank}"
+        assert report["losses"][-1] < report["losses"][0]
+        for a, b in zip(report["params"], reports[0]["params"], strict=True):
+            assert torch.equal(a, b)
+
+
 # ---------------------------------------------------------------- in-process checks
 
 
