@@ -158,6 +158,12 @@ def test_empty_cuda_visible_devices_means_a_cpu_run(monkeypatch):
         assert Multiverse(_noop, 1)._assign_gpus() == []
 
 
+def test_a_universe_that_cannot_be_pickled_is_a_clear_type_error(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(TypeError, match="module level"):
+        Multiverse(lambda mv: None, 1)()
+
+
 def test_reduce_outside_a_distributed_run_returns_the_input():
     mv = Multiverse(_noop, 2)
     t = torch.ones(3)

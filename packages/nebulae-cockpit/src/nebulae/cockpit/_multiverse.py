@@ -8,6 +8,7 @@ import functools
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import signal
 import socket
 import sys
@@ -219,8 +220,17 @@ class Multiverse:
                     args=(self, rank, child_env, sender, args, kwargs),
                     name=f"nebulae-multiverse-rank-{rank}",
                 )
-                process.start()
-                sender.close()
+                try:
+                    process.start()
+                except (pickle.PicklingError, AttributeError, TypeError) as exc:
+                    receiver.close()
+                    raise TypeError(
+                        "Multiverse sends the universe function and its arguments to each rank by pickling: "
+                        "define the universe at module level (not a lambda or nested function) and pass "
+                        f"picklable arguments ({type(exc).__name__}: {exc})"
+                    ) from None
+                finally:
+                    sender.close()
                 ranks.append((rank, process, receiver))
             self._wait(ranks)
         finally:
