@@ -173,6 +173,21 @@ def test_optimizer_and_meta_round_trip(tmp_path):
     assert _same(net, net2)
 
 
+def test_restored_optimizer_state_does_not_keep_the_file_mapped(tmp_path):
+    tm = TimeMachine(ckpt_path=tmp_path, save_path=tmp_path, verbose=False)
+    net = Net()
+    opt = torch.optim.Adam(net.parameters())
+    net(torch.randn(2, 3)).sum().backward()
+    opt.step()
+    path = tm.drop(net, optz=opt)
+    opt2 = torch.optim.Adam(net.parameters())
+    tm.to(net, optz=opt2)
+    os.remove(path)
+    maps = open("/proc/self/maps").read() if os.path.exists("/proc/self/maps") else ""
+    assert path not in maps
+    assert opt2.state_dict()["state"][0]["exp_avg"].sum() == opt.state_dict()["state"][0]["exp_avg"].sum()
+
+
 def test_named_optimizers_and_reserved_names(tmp_path):
     tm = TimeMachine(ckpt_path=tmp_path, save_path=tmp_path, verbose=False)
     net = Net()

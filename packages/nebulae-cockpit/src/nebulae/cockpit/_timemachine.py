@@ -316,7 +316,7 @@ class TimeMachine:
                         f"{path!r} has no optimizer state {name!r}; it holds "
                         f"{sorted(k for k in states if k not in _RESERVED) if wrapped else 'model weights only'}"
                     )
-                optimizer.load_state_dict(states[name])
+                optimizer.load_state_dict(_in_memory(states[name]))
         self._load_net(unwrap(craft), net_state, ckpt_scope, frozen, path)
         meta = states.get("meta") if wrapped else None
         self.meta = dict(meta) if isinstance(meta, dict) else {}
@@ -408,6 +408,21 @@ def _load(path: str) -> Any:
     with open(path, "rb") as handle:
         zipped = handle.read(4) == b"PK\x03\x04"
     return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
+
+
+def _in_memory(obj: Any) -> Any:
+    """Copy the tensors of a mapped checkpoint entry into memory.
+
+    Optimizers may keep the tensors they are given; mapped ones would pin the file on disk after
+    rotation deletes it.
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj.clone()
+    if isinstance(obj, dict):
+        return {key: _in_memory(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_in_memory(value) for value in obj)
+    return obj
 
 
 def _mtime(path: str) -> float:
