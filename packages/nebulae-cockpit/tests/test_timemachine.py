@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -183,8 +184,8 @@ def test_restored_optimizer_state_does_not_keep_the_file_mapped(tmp_path):
     opt2 = torch.optim.Adam(net.parameters())
     tm.to(net, optz=opt2)
     os.remove(path)
-    maps = open("/proc/self/maps").read() if os.path.exists("/proc/self/maps") else ""
-    assert path not in maps
+    maps = Path("/proc/self/maps")
+    assert path not in (maps.read_text() if maps.exists() else "")
     assert opt2.state_dict()["state"][0]["exp_avg"].sum() == opt.state_dict()["state"][0]["exp_avg"].sum()
 
 
