@@ -115,6 +115,12 @@ def stall(mv: Multiverse, outdir: str) -> None:
     torch.distributed.all_reduce(torch.ones(1))
 
 
+def linger(mv: Multiverse, outdir: str) -> None:
+    with open(os.path.join(outdir, f"pid{os.environ['RANK']}"), "w") as handle:
+        handle.write(str(os.getpid()))
+    time.sleep(600)  # only the parent-watch ends this rank early
+
+
 def environment(mv: Multiverse, outdir: str) -> None:
     from nebulae.cockpit._lease import holder_pid
 
@@ -135,6 +141,8 @@ def main() -> int:
             Multiverse(train, 2)(outdir)
         elif scenario == "gpu":
             Multiverse(gpu_train, int(os.environ.get("NWORLD", "1")))(outdir)
+        elif scenario == "linger":
+            Multiverse(linger, 2)(outdir)
         elif scenario == "fail":
             Multiverse(fail, 2)(outdir)
         elif scenario == "stall":

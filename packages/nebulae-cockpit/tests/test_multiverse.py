@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -118,6 +120,41 @@ def test_parent_assigns_and_leases_gpus_that_children_inherit(tmp_path):
             "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
         }
         assert report["holders"] == [report["parent"], report["parent"]]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "\nState:\tZ" not in status.read()  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+def test_ranks_exit_when_the_parent_is_killed(tmp_path):
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "NEB_RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    parent = subprocess.Popen([sys.executable, SCENARIOS, "linger", str(outdir)], env=env)
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(pids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pids = [int(p.read_text()) for p in outdir.glob("pid*") if p.read_text()]
+        assert len(pids) == 2
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 60  # the ranks would otherwise sleep for 600 s
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.gpu

@@ -12,6 +12,8 @@ import pickle
 import signal
 import socket
 import sys
+import threading
+import time
 import traceback
 import warnings
 from collections.abc import Callable
@@ -47,15 +49,31 @@ def _exit_reason(code: int | None) -> str:
     return f"exit code {code}"
 
 
+def _exit_with_parent(parent: int, period_s: float = 0.5) -> None:
+    """End this rank when the Multiverse parent is gone (killed, even by SIGKILL) instead of running on."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(period_s)
+            if os.getppid() != parent:
+                sys.stderr.write("Multiverse parent exited: stopping this rank\n")
+                sys.stderr.flush()
+                os._exit(1)
+
+    threading.Thread(target=watch, name="nebulae-multiverse-parent-watch", daemon=True).start()
+
+
 def _child_main(
     mv: Multiverse,
     rank: int,
     env: dict[str, str],
     conn: multiprocessing.connection.Connection,
+    parent: int,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> None:
     """Body of one spawned rank: adopt the captured environment, run the universe, report a failure."""
+    _exit_with_parent(parent)
     os.environ.update(env)
     try:
         mv.universe(mv, *args, **kwargs)
@@ -217,7 +235,7 @@ class Multiverse:
                 receiver, sender = ctx.Pipe(duplex=False)
                 process = ctx.Process(
                     target=_child_main,
-                    args=(self, rank, child_env, sender, args, kwargs),
+                    args=(self, rank, child_env, sender, os.getpid(), args, kwargs),
                     name=f"nebulae-multiverse-rank-{rank}",
                 )
                 try:
