@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 from nebulae.cockpit import CockpitWarning, TimeMachine
+from nebulae.cockpit._timemachine import _in_scope, _scope_prefix
 
 
 class Net(nn.Module):
@@ -392,3 +395,14 @@ def test_sigkill_at_random_moments_never_leaves_a_bad_pth(tmp_path):
     assert pth
     for name in pth:
         assert set(torch.load(ckpt / name, weights_only=True)) == {"weight", "bias"}
+
+
+_names = st.sampled_from(["fc", "fc2", "f", "c", "backbone", "0", "1", "10", "weight", "bias"])
+
+
+@given(key=st.lists(_names, min_size=1, max_size=4), scope=st.lists(_names, min_size=1, max_size=3))
+def test_scopes_match_whole_attribute_names_only(key, scope):
+    dotted = ".".join(key)
+    expected = key[: len(scope)] == scope
+    assert _in_scope(dotted, _scope_prefix("/".join(scope), "save_scope")) == expected
+    assert _in_scope(dotted, _scope_prefix("/" + "/".join(scope) + "/", "save_scope")) == expected
