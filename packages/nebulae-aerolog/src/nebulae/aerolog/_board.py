@@ -1,0 +1,664 @@
+"""DashBoard: records metrics on every step and draws a progress line and a live curve in the terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import operator
+import os
+import sys
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from time import perf_counter
+from typing import Any, TextIO, TypeVar
+
+from ._curve import curve2str
+from ._format import DEFAULT_FORMAT, RECORDED, call_inviz, ordinal, parse_format, show
+from ._logfiles import read_record, safe_name, write_curve_csv
+from ._rank import get_rank
+from ._screen import CLEAR_DOWN, HIGHLIGHT, RESET, LineRelay, clip, up, visible_len
+from ._series import Series, to_number
+from ._track import AUTO, Step, tracked
+from ._warnings import AerologWarning
+
+__all__ = ["DashBoard"]
+
+T = TypeVar("T")
+
+_BAR = 20  # cells of the progress bar
+_TTY_REFRESH = 0.1  # default seconds between redraws on a terminal (and in wipe mode)
+_PLAIN_REFRESH = 10.0  # ... and between plain lines when stdout is not a terminal
+_WAIT = "data_wait"  # the metric track() records
+_WAIT_FORMAT = (".1f", "percent")
+
+
+def _int_arg(name: str, value: object, least: int) -> int:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name!r} must be an int >= {least} (got {type(value).__name__} {value!r})") from None
+    if number < least:
+        raise ValueError(f"{name!r} must be an int >= {least} (got {number})")
+    return number
+
+
+class DashBoard:
+    """A terminal dashboard for training loops, as light as a progress bar.
+
+    Every :meth:`gauge` call is recorded (per-mile moving averages and per-epoch means of each raw or
+    percent metric). Drawing is throttled by time: on a terminal the board redraws in place a progress
+    line and an ASCII curve of one metric; elsewhere (a file, a pipe, CI logs) it prints plain lines,
+    at most one per `refresh` seconds. Epoch summaries are always printed. Only rank 0 (env
+    ``NEB_RANK``, else ``RANK``) does anything; on other ranks every method is a no-op.
+
+    Args:
+        log_path: directory for :meth:`log` output, created on demand (alias ``log_dir``).
+        window: moving-average window of the per-mile curves, >= 1.
+        divisor: rows of the ASCII curve, >= 1.
+        span: columns of the ASCII curve, >= 10.
+        format: ``{metric: (fmt, mode)}``; unlisted metrics use ``('.4f', 'raw')``. Modes: ``'raw'``
+            (fmt is a %-spec without '%', e.g. ``'.3f'``), ``'percent'`` (value x 100 with '%'),
+            ``'tailor'`` (fmt is ``value -> str``; not recorded) and ``'inviz'`` (fmt is
+            ``(stage, epoch, mile, mpe, value) -> None``, called on every gauge call and with
+            ``mile=-1`` at epoch end; shows nothing, not recorded).
+        refresh: minimum seconds between redraws; None means 0.1 on a terminal, 10 otherwise.
+        config: a dict of the arguments above, instead of passing them.
+
+    Raises:
+        ValueError: an argument is out of range, or `format` holds an unknown mode or a bad fmt.
+        TypeError: both `log_path` and `log_dir`, or `config` together with explicit arguments.
+
+    Example:
+        >>> board = DashBoard("./aerolog", window=10, format={"acc": (".2f", "percent")})
+        >>> for epoch in range(2):  # doctest: +SKIP
+        ...     for mile, batch in enumerate(board.track(loader, stage="TRAIN", epoch=epoch)):
+        ...         board.gauge({"loss": step(batch), "acc": accuracy})
+        >>> board.log()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        log_path: str | os.PathLike[str] = "./aerolog",
+        window: int = 1,
+        divisor: int = 10,
+        span: int = 30,
+        format: Mapping[str, Any] | None = None,
+        *,
+        refresh: float | None = None,
+        config: Mapping[str, Any] | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if log_dir is not None:
+            if log_path != "./aerolog":
+                raise TypeError("pass either 'log_path' or its alias 'log_dir', not both")
+            log_path = log_dir
+        if config is not None:
+            given = dict(log_path=log_path, window=window, divisor=divisor, span=span, format=format, refresh=refresh)
+            defaults = dict(log_path="./aerolog", window=1, divisor=10, span=30, format=None, refresh=None)
+            if given != defaults:
+                raise TypeError("pass the DashBoard settings either in 'config' or as arguments, not both")
+            unknown = set(config) - set(defaults) - {"log_dir"}
+            if unknown:
+                raise TypeError(f"'config' has unknown keys {sorted(unknown)}; allowed: {sorted(defaults)}")
+            settings = {**defaults, **config}
+            if "log_dir" in settings:
+                settings["log_path"] = settings.pop("log_dir")
+            log_path, window, divisor, span = (settings[k] for k in ("log_path", "window", "divisor", "span"))
+            format, refresh = settings["format"], settings["refresh"]
+        self.log_path = Path(log_path)
+        self.window = _int_arg("window", window, 1)
+        self.divisor = _int_arg("divisor", divisor, 1)
+        self.span = _int_arg("span", span, 10)
+        if refresh is not None and (not isinstance(refresh, int | float) or not refresh >= 0):
+            raise ValueError(f"'refresh' must be a number of seconds >= 0 or None (got {refresh!r})")
+        self.refresh = refresh
+        self._formats = parse_format(format)
+        self._active = get_rank() <= 0
+        self._plans: dict[str, dict[str, Series]] = {}  # stage -> metric -> Series, in first-seen order
+        self._series: dict[str, Series] = {}  # "stage:metric" -> Series, recorded ones only
+        self._merged: set[tuple[str, str]] = set()
+        self._step: Step | None = None  # set while a track() loop runs
+        self._min_refresh = _TTY_REFRESH if refresh is None else refresh
+        self._last_draw = -math.inf
+        self._t_first: float | None = None
+        self._t_epoch = 0.0
+        self._stream_seen: object = None
+        self._tty = False
+        self._frame = ""  # the text of the board as last drawn in place, to restore it after write()
+        self._drawn = 0  # lines of that board below the cursor (0: nothing drawn in place)
+        self._wiped = 0  # visible length of the line drawn in wipe mode (0: none)
+        self._real_out: TextIO | None = None  # the real stdout while redirect() is active
+        self._width_warned = False
+
+    # ------------------------------------------------------------------ recording
+
+    def _plan(self, plan: dict[str, Series], stage: str, name: str) -> Series:
+        fmt, mode = self._formats.get(name, _WAIT_FORMAT if name == _WAIT else DEFAULT_FORMAT)
+        rec = self._series.get(f"{stage}:{name}") or Series(stage, name, fmt, mode, self.window)
+        plan[name] = rec
+        if rec.recorded:
+            self._series[rec.key] = rec
+        return rec
+
+    def gauge(
+        self,
+        entry: Mapping[str, Any],
+        mile: int | None = None,
+        epoch: int | None = None,
+        mpe: int | None = None,
+        stage: str | None = None,
+        interval: int | None = None,
+        duration: float | None = None,
+        *,
+        plot: bool = True,
+        wipe: bool = False,
+        flush: int = 0,
+        is_global: bool = True,
+        is_elastic: bool = False,
+        in_loop: Sequence[int] = (-1,),
+        last_for: int = 1,
+    ) -> None:
+        """Record one step and, when due, redraw the board; print the summary at each epoch end.
+
+        Args:
+            entry: ``{metric: number}`` (0-d arrays and 1-element tensors are accepted); tailor and
+                inviz metrics may hold anything their callable accepts.
+            mile: 0-based step within the epoch.
+            epoch: 0-based epoch.
+            mpe: miles per epoch, >= 1.
+            stage: a label such as ``'TRAIN'`` or ``'DEV'``.
+            interval: redraw at most every `interval` miles (default 1).
+            duration: seconds per step, shown as ``%.3f`` (``--:--`` when None).
+            plot: draw the ASCII curve above the progress line (terminal only).
+            wipe: redraw a single line with ``\\r`` (notebooks); requires ``plot=False``.
+            flush: extra lines to move up when redrawing in place.
+            is_global: the curve samples the whole history (True) or shows the last `span` miles.
+            is_elastic: the curve gives more rows to busy value ranges.
+            in_loop: indices of `entry` metrics whose curves are shown in turn (-1: the first recorded).
+            last_for: how many redraw intervals each curve of `in_loop` stays.
+
+        Inside :meth:`track`, every argument but `entry` may be omitted (then `duration` is the step
+        time and the step's data-wait share is recorded as the percent metric ``data_wait``).
+
+        Raises:
+            TypeError: `entry` is not a dict, a recorded value is not a number, or `mile`, `epoch`,
+                `mpe` or `stage` is omitted outside track().
+            ValueError: a counter is out of range, or `plot` and `wipe` are both true.
+        """
+        if not self._active:
+            return
+        step = self._step
+        if mile is None and step is not None:
+            now = perf_counter()
+            mile, epoch, stage = step.mile, step.epoch, step.stage
+            mpe = step.mpe if mpe is None else mpe
+            interval = step.interval if interval is None else interval
+            step.gauged = True
+            if entry is not AUTO:
+                step.user = True
+            if step.timed:
+                spent = now - step.t0
+                if duration is None:
+                    duration = spent
+                wait = step.wait / spent if spent > 0 else 0.0
+                entry = {**entry, _WAIT: wait} if entry else {_WAIT: wait}
+        else:
+            now = perf_counter()
+        if interval is None:
+            interval = 1
+        if not (
+            type(entry) is dict
+            and type(mile) is int
+            and type(epoch) is int
+            and type(mpe) is int
+            and type(interval) is int
+            and type(stage) is str
+            and mile >= 0
+            and epoch >= 0
+            and mpe >= 1
+            and interval >= 1
+        ):
+            entry, mile, epoch, mpe, stage, interval = self._check_gauge(entry, mile, epoch, mpe, stage, interval)
+        if wipe and plot:
+            raise ValueError("'wipe' redraws a single line and cannot draw the curve: pass plot=False with wipe=True")
+        m, e = mile + 1, epoch + 1
+        g = epoch * mpe + m
+        if self._t_first is None:
+            self._t_first = self._t_epoch = now
+        plan = self._plans.get(stage)
+        if plan is None:
+            plan = self._plans[stage] = {}
+        new_epoch = m == 1
+        for name, value in entry.items():
+            rec = plan.get(name)
+            if rec is None:
+                rec = self._plan(plan, stage, name)
+            if rec.recorded:
+                if type(value) is not float:
+                    value = to_number(name, value)
+                if new_epoch or rec.epoch != e:
+                    rec.start, rec.epoch = len(rec.vals), e
+                rec.vals.append(value)
+                rec.xs.append(g)
+            elif rec.mode == "inviz":
+                call_inviz(rec.fmt, name, stage, e, m, mpe, value)
+            rec.last = value
+        if m % mpe == 0:
+            self._epoch_end(plan, entry, stage, e, mpe, now)
+        elif m % interval == 0 and now - self._last_draw >= self._min_refresh:
+            self._redraw(plan, entry, stage, e, m, mpe, duration, now, plot, wipe, flush, is_global, is_elastic,
+                         in_loop, last_for, interval)  # fmt: skip
+
+    def _check_gauge(
+        self, entry: object, mile: object, epoch: object, mpe: object, stage: object, interval: object
+    ) -> tuple[dict[str, Any], int, int, int, str, int]:
+        """The slow path of gauge()'s argument check: convert what can be, raise a clear error otherwise."""
+        missing = [n for n, v in (("mile", mile), ("epoch", epoch), ("mpe", mpe), ("stage", stage)) if v is None]
+        if missing:
+            raise TypeError(
+                f"gauge() missing {', '.join(map(repr, missing))}; only inside DashBoard.track() may they be omitted"
+            )
+        if not isinstance(entry, Mapping):
+            raise TypeError(f"'entry' must be a dict {{metric: number}} (got {type(entry).__name__})")
+        if not isinstance(stage, str):
+            raise TypeError(f"'stage' must be a str such as 'TRAIN' (got {type(stage).__name__} {stage!r})")
+        return (
+            dict(entry),
+            _int_arg("mile", mile, 0),
+            _int_arg("epoch", epoch, 0),
+            _int_arg("mpe", mpe, 1),
+            stage,
+            _int_arg("interval", interval, 1),
+        )
+
+    def read(self, entry: str, stage: str, epoch: int = -1) -> float | None:
+        """Return the epoch average of `entry` in `stage` for a 1-based `epoch` (-1: the latest).
+
+        Epochs of a recorded run merged by :meth:`log` come first. Returns None on ranks > 0.
+
+        Raises:
+            ValueError: `epoch` is 0 or beyond the epochs recorded.
+            KeyError: nothing was recorded per epoch under ``"{stage}:{entry}"``.
+        """
+        if not self._active:
+            return None
+        epoch = operator.index(epoch)
+        if epoch == 0:
+            raise ValueError("'epoch' is 1-based (-1 for the latest); got 0")
+        key = f"{stage}:{entry}"
+        rec = self._series.get(key)
+        values = rec.epoch_curve()[1] if rec else []
+        if not values:
+            raise KeyError(f"no epoch average recorded for {key!r}; recorded: {sorted(self._series)}")
+        if epoch > len(values) or epoch < -len(values):
+            raise ValueError(f"'epoch' {epoch} is out of range: {key!r} has {len(values)} epochs")
+        return values[epoch - 1] if epoch > 0 else values[epoch]
+
+    def record(self, entry: str, stage: str, value: Sequence[float] | float) -> None:
+        """Store a per-epoch series computed elsewhere under ``"{stage}:{entry}"`` (logged and readable).
+
+        Raises:
+            KeyError: that key already holds a series.
+            TypeError: a value is not a number.
+        """
+        if not self._active:
+            return
+        key = f"{stage}:{entry}"
+        if key in self._series:
+            raise KeyError(f"{key!r} is already recorded; pick another metric name or stage")
+        values = list(value) if isinstance(value, Iterable) else [value]
+        fmt, mode = self._formats.get(entry, DEFAULT_FORMAT)
+        rec = Series(stage, entry, fmt, mode if mode in RECORDED else DEFAULT_FORMAT[1], self.window)
+        rec.epoch_vals = [to_number(entry, v) for v in values]
+        rec.epoch_xs = list(range(1, len(values) + 1))
+        self._series[key] = rec
+
+    # ------------------------------------------------------------------ iteration
+
+    def track(
+        self, iterable: Iterable[T], stage: str, epoch: int, mpe: int | None = None, *, interval: int = 1
+    ) -> Iterator[T]:
+        """Yield the items of `iterable` as the miles of one epoch, measuring where each step's time goes.
+
+        Each step is split into the wait inside ``next()`` (data loading) and the loop body. Inside the
+        loop, ``gauge(entry)`` needs no other argument; a step whose body does not gauge is gauged with
+        ``{}``. Progress lines show items/s, and the wait share is recorded as the percent metric
+        ``data_wait``. For steps of a few microseconds, only one step in many is timed and gauged, so
+        that tracking stays cheaper than the loop.
+
+        Args:
+            iterable: the data, e.g. a Tank or a DataLoader.
+            stage: a label such as ``'TRAIN'``.
+            epoch: the 0-based epoch.
+            mpe: miles per epoch; defaults to ``len(iterable)``.
+            interval: redraw at most every `interval` miles.
+
+        Raises:
+            TypeError: `mpe` is omitted and `iterable` has no length, or an argument has a wrong type.
+            ValueError: `mpe` < 1 (e.g. an empty iterable), `epoch` < 0 or `interval` < 1.
+        """
+        if not isinstance(stage, str):
+            raise TypeError(f"'stage' must be a str such as 'TRAIN' (got {type(stage).__name__} {stage!r})")
+        epoch = _int_arg("epoch", epoch, 0)
+        interval = _int_arg("interval", interval, 1)
+        if mpe is None:
+            try:
+                mpe = len(iterable)  # type: ignore[arg-type]
+            except TypeError:
+                raise TypeError(f"'mpe' is required: a {type(iterable).__name__} has no len()") from None
+        mpe = _int_arg("mpe", mpe, 1)
+        if not self._active:
+            return iter(iterable)
+        return tracked(self, iterable, Step(stage, epoch, mpe, interval))
+
+    # ------------------------------------------------------------------ output
+
+    def _out(self) -> TextIO:
+        return self._real_out if self._real_out is not None else sys.stdout
+
+    def _is_tty(self, stream: TextIO) -> bool:
+        if stream is not self._stream_seen:
+            self._stream_seen = stream
+            try:
+                self._tty = bool(stream.isatty())
+            except (AttributeError, ValueError, OSError):
+                self._tty = False
+        return self._tty
+
+    def _width(self, stream: TextIO, entry: Mapping[str, Any]) -> int:
+        try:
+            return os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            if not self._width_warned:
+                self._width_warned = True
+                warnings.warn("terminal width unknown; assuming 46 + 12 per metric", AerologWarning, stacklevel=4)
+            return 46 + 12 * len(entry)
+
+    def _clear(self) -> str:
+        """Text that removes the board drawn in place (or the wipe line), leaving the cursor where it began."""
+        text = ""
+        if self._drawn:
+            text, self._drawn = CLEAR_DOWN, 0
+        if self._wiped:
+            text, self._wiped = "\r" + " " * self._wiped + "\r", 0
+        return text
+
+    def _emit(self, stream: TextIO, text: str) -> None:
+        stream.write(text)
+        stream.flush()
+
+    def _settle(self) -> None:
+        """Leave the board on screen and move the cursor below it, so later output does not overwrite it."""
+        if self._drawn or self._wiped:
+            self._emit(self._out(), "\n" * self._drawn if self._drawn else "\n")
+            self._drawn = self._wiped = 0
+            self._frame = ""
+
+    def close(self) -> None:
+        """Move the cursor below a board drawn in place; drawing resumes below at the next gauge."""
+        if self._active:
+            self._settle()
+
+    def __enter__(self) -> DashBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _fragments(self, plan: dict[str, Series], entry: Mapping[str, Any], averages: dict[str, float] | None) -> str:
+        parts = []
+        for name in entry:
+            rec = plan[name]
+            if rec.mode == "inviz":
+                continue
+            if averages is not None and rec.recorded:
+                if name not in averages:
+                    continue
+                value: object = averages[name]
+            else:
+                value = rec.smoothed()[-1] if rec.recorded else rec.last
+            parts.append(f" {name} ➠ {show(rec.fmt, rec.mode, value)} |")
+        return "".join(parts)
+
+    def _progress(self, e: int, m: int, mpe: int, duration: float | None, stage: str, frags: str, color: bool) -> str:
+        cells = min(_BAR, max(0, int((m - 1) / mpe * _BAR + 0.4)))
+        if color:
+            bar = HIGHLIGHT + " " * cells + RESET + " " * (_BAR - cells)
+        else:
+            bar = "#" * cells + "-" * (_BAR - cells)
+        dur = "--:--" if duration is None else "%.3f" % duration
+        rate = ""
+        step = self._step
+        if step is not None and step.stage == stage and m > 0:
+            elapsed = perf_counter() - step.t_start
+            rate = f" {m / elapsed:.1f} it/s" if elapsed > 0 else ""
+        return f"| {ordinal(e)} Epoch ✇ {m} Miles ⊰⟦{bar}⟧⊱ ⧲ {dur}s/mile{rate} | {stage} |{frags}"
+
+    def _curve_rec(
+        self, plan: dict[str, Series], entry: Mapping[str, Any], m: int, in_loop: Sequence[int], cycle: int
+    ) -> Series | None:
+        names = list(entry)
+        recorded = sorted((n for n in names if plan[n].recorded), key=lambda n: n == _WAIT)  # data_wait last
+        if not recorded:
+            return None
+        if tuple(in_loop) != (-1,) and in_loop:
+            idx = in_loop[((m - 1) // cycle) % len(in_loop)]
+            if -len(names) <= idx < len(names) and plan[names[idx]].recorded:
+                return plan[names[idx]]
+        return plan[recorded[0]]
+
+    def _redraw(
+        self,
+        plan: dict[str, Series],
+        entry: Mapping[str, Any],
+        stage: str,
+        e: int,
+        m: int,
+        mpe: int,
+        duration: float | None,
+        now: float,
+        plot: bool,
+        wipe: bool,
+        flush: int,
+        is_global: bool,
+        is_elastic: bool,
+        in_loop: Sequence[int],
+        last_for: int,
+        interval: int,
+    ) -> None:
+        stream = self._out()
+        tty = self._is_tty(stream)
+        if not tty and not wipe and self.refresh is None and now - self._last_draw < _PLAIN_REFRESH:
+            return
+        self._last_draw = now
+        line = self._progress(e, m, mpe, duration, stage, self._fragments(plan, entry, None), tty)
+        if wipe:
+            shown = visible_len(line)
+            text = "\r" + line + " " * max(0, self._wiped - shown)
+            self._frame, self._wiped = line, shown
+            self._emit(stream, text)
+            return
+        if not tty:
+            self._emit(stream, line + "\n")
+            return
+        width = self._width(stream, entry) - 1
+        lines = []
+        rec = self._curve_rec(plan, entry, m, in_loop, interval * max(1, last_for)) if plot else None
+        if rec is not None:
+            chart = curve2str(rec.smoothed(), self.divisor, self.span, is_global, is_elastic, "mile", rec.key)
+            lines = chart.split("\n")
+        lines.append(line)
+        self._frame = "\n".join(clip(x, width) for x in lines) + "\n"
+        self._drawn = len(lines)
+        self._emit(stream, CLEAR_DOWN + self._frame + up(self._drawn + max(0, int(flush))))
+
+    def _epoch_end(
+        self,
+        plan: dict[str, Series],
+        entry: Mapping[str, Any],
+        stage: str,
+        e: int,
+        mpe: int,
+        now: float,
+    ) -> None:
+        averages: dict[str, float] = {}
+        for name, rec in plan.items():
+            if rec.recorded:
+                mean = rec.close_epoch(e)
+                if mean is not None:
+                    averages[name] = mean
+            elif rec.mode == "inviz" and name in entry:
+                call_inviz(rec.fmt, name, stage, e, -1, mpe, rec.last)
+        secs = now - self._t_epoch
+        self._t_epoch = now
+        shown = dict.fromkeys([*entry, *averages])
+        rate = f" {mpe / secs:.1f} it/s" if self._step is not None and secs > 0 else ""
+        body = (
+            f"| {ordinal(e)} Epoch ✇ {e * mpe} Miles ⧲ {secs:.2f}s/epoch{rate} | {stage} |"
+            f"{self._fragments(plan, shown, averages)}"
+        )
+        stream = self._out()
+        tty = self._is_tty(stream)
+        if tty:
+            body = clip(body, self._width(stream, entry) - 1)
+        rule = "+" + "-" * (visible_len(body) - 2) + "+"
+        self._frame = ""
+        self._emit(stream, self._clear() + f"{rule}\n{body}\n{rule}\n")
+
+    def write(self, text: object) -> None:
+        """Print `text` above the board without garbling it; the board is drawn again below it.
+
+        Example:
+            >>> board.write(f"saved checkpoint {path}")  # doctest: +SKIP
+        """
+        if not self._active:
+            return
+        stream = self._out()
+        out = str(text)
+        if not out.endswith("\n"):
+            out += "\n"
+        if self._drawn:  # clear the board, print, draw the board again below
+            out = CLEAR_DOWN + out + self._frame + up(self._drawn)
+        elif self._wiped:
+            out = "\r" + " " * self._wiped + "\r" + out + self._frame
+        self._emit(stream, out)
+
+    @contextlib.contextmanager
+    def redirect(self) -> Iterator[DashBoard]:
+        """Route ``sys.stdout``, ``sys.stderr`` and root-logger stream handlers on them through :meth:`write`.
+
+        Prints and log records then appear above the board, line by line; everything is restored on exit.
+
+        Example:
+            >>> with board.redirect():  # doctest: +SKIP
+            ...     for batch in board.track(loader, stage="TRAIN", epoch=0):
+            ...         print("this line stays above the board")
+        """
+        if not self._active:
+            yield self
+            return
+        real_out, real_err, outer = sys.stdout, sys.stderr, self._real_out
+        relay_out, relay_err = LineRelay(self.write, real_out), LineRelay(self.write, real_err)
+        swaps = {id(real_out): relay_out, id(real_err): relay_err}
+        handlers = [
+            (h, h.stream)
+            for h in logging.getLogger().handlers
+            if type(h) is logging.StreamHandler and id(h.stream) in swaps
+        ]
+        self._real_out = outer if outer is not None else real_out
+        sys.stdout, sys.stderr = relay_out, relay_err  # type: ignore[assignment]
+        for handler, stream in handlers:
+            handler.setStream(swaps[id(stream)])  # type: ignore[arg-type]
+        try:
+            yield self
+        finally:
+            relay_out.drain()
+            relay_err.drain()
+            sys.stdout, sys.stderr = real_out, real_err
+            for handler, stream in handlers:
+                handler.setStream(stream)
+            self._real_out = outer
+
+    # ------------------------------------------------------------------ files
+
+    def _merge(self, record: str | os.PathLike[str]) -> None:
+        for unit, key, xs, ys in read_record(record):
+            if (unit, key) in self._merged:
+                continue
+            self._merged.add((unit, key))
+            rec = self._series.get(key)
+            if rec is None:
+                stage, _, name = key.partition(":")
+                fmt, mode = self._formats.get(name, DEFAULT_FORMAT)
+                rec = Series(stage, name, fmt, mode if mode in RECORDED else DEFAULT_FORMAT[1], self.window)
+                self._series[key] = rec
+            if unit == "mile":
+                rec.prior_mile = (xs, ys)
+            else:
+                rec.prior_epoch = (xs, ys)
+
+    def log(
+        self,
+        gauge: bool = True,
+        tachograph: bool = True,
+        record: str | os.PathLike[str] = "",
+        *,
+        subdir: str = "",
+        history: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Write the whole history into `log_path` (or ``log_path/subdir``), rewriting earlier files.
+
+        Args:
+            gauge: draw PNG curves: per metric and stage the smoothed per-mile series
+                (``{metric}_{stage}_{last:.3g}_mile_{last_mile}.png``) and, once an epoch has ended, per
+                metric the epoch averages of all stages (``{metric}_epoch_{max_epoch}.png``).
+            tachograph: write CSVs ``{metric}_{stage}_mile.csv`` (``mile,STAGE:METRIC``) and
+                ``{metric}_{stage}_epoch.csv`` (``epoch,STAGE:METRIC``), atomically.
+            record: a tachograph CSV of an earlier run, or a directory of them (alias ``history``):
+                its rows come first and this run continues after its last mile and epoch. Each series
+                is merged once per DashBoard.
+            subdir: a subdirectory of `log_path` to write into.
+
+        Raises:
+            TypeError: both `record` and `history` are given.
+            FileNotFoundError: `record` does not exist.
+            ValueError: a `record` CSV is not a tachograph file (the message names it).
+        """
+        if history is not None:
+            if record:
+                raise TypeError("pass either 'record' or its alias 'history', not both")
+            record = history
+        if not self._active:
+            return
+        if record:
+            self._merge(record)
+        dst = self.log_path / subdir if subdir else self.log_path
+        dst.mkdir(parents=True, exist_ok=True)
+        epochs: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+        for rec in list(self._series.values()):
+            metric, stage = safe_name(rec.name), safe_name(rec.stage)
+            mx, my = rec.mile_curve()
+            ex, ey = rec.epoch_curve()
+            if ey:
+                epochs.setdefault(rec.name, {})[rec.stage] = (ex, ey)
+            if tachograph:
+                if my:
+                    write_curve_csv(dst / f"{metric}_{stage}_mile.csv", "mile", rec.key, mx, my)
+                if ey:
+                    write_curve_csv(dst / f"{metric}_{stage}_epoch.csv", "epoch", rec.key, ex, ey)
+            if gauge and my:
+                from ._plot import plot_miles
+
+                name = f"{metric}_{stage}_{my[-1]:.3g}_mile_{mx[-1]:g}.png"
+                plot_miles(dst / name, rec.key, mx, my, rec.fmt, rec.mode)
+        if gauge:
+            from ._plot import plot_epochs
+
+            for name, curves in epochs.items():
+                last = max(x for xs, _ in curves.values() for x in xs)
+                plot_epochs(dst / f"{safe_name(name)}_epoch_{last:g}.png", name, curves)
+
