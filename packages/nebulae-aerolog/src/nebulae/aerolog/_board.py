@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import operator
 import os
 import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from time import perf_counter
 from typing import Any, TextIO, TypeVar
 
 from ._curve import curve2str
 from ._format import DEFAULT_FORMAT, RECORDED, call_inviz, ordinal, parse_format, show
-from ._logfiles import read_record, safe_name, write_curve_csv
 from ._rank import get_rank
 from ._screen import CLEAR_DOWN, HIGHLIGHT, RESET, LineRelay, clip, up, visible_len
 from ._series import Series, to_number
@@ -109,7 +106,7 @@ class DashBoard:
                 settings["log_path"] = settings.pop("log_dir")
             log_path, window, divisor, span = (settings[k] for k in ("log_path", "window", "divisor", "span"))
             format, refresh = settings["format"], settings["refresh"]
-        self.log_path = Path(log_path)
+        self.log_path = os.fspath(log_path)
         self.window = _int_arg("window", window, 1)
         self.divisor = _int_arg("divisor", divisor, 1)
         self.span = _int_arg("span", span, 10)
@@ -118,6 +115,8 @@ class DashBoard:
         self.refresh = refresh
         self._formats = parse_format(format)
         self._active = get_rank() <= 0
+        if self._active:
+            os.makedirs(self.log_path, exist_ok=True)
         self._plans: dict[str, dict[str, Series]] = {}  # stage -> metric -> Series, in first-seen order
         self._series: dict[str, Series] = {}  # "stage:metric" -> Series, recorded ones only
         self._merged: set[tuple[str, str]] = set()
@@ -311,11 +310,17 @@ class DashBoard:
         if key in self._series:
             raise KeyError(f"{key!r} is already recorded; pick another metric name or stage")
         values = list(value) if isinstance(value, Iterable) else [value]
-        fmt, mode = self._formats.get(entry, DEFAULT_FORMAT)
-        rec = Series(stage, entry, fmt, mode if mode in RECORDED else DEFAULT_FORMAT[1], self.window)
+        rec = self._outside_series(stage, entry)
         rec.epoch_vals = [to_number(entry, v) for v in values]
         rec.epoch_xs = list(range(1, len(values) + 1))
-        self._series[key] = rec
+
+    def _outside_series(self, stage: str, name: str) -> Series:
+        """A recorded series for values that come from outside gauge() (record(), a recorded run)."""
+        fmt, mode = self._formats.get(name, DEFAULT_FORMAT)
+        if mode not in RECORDED:
+            fmt, mode = DEFAULT_FORMAT
+        rec = self._series[f"{stage}:{name}"] = Series(stage, name, fmt, mode, self.window)
+        return rec
 
     # ------------------------------------------------------------------ iteration
 
@@ -561,6 +566,8 @@ class DashBoard:
         if not self._active:
             yield self
             return
+        import logging  # here only: it costs more to import than the rest of aerolog
+
         real_out, real_err, outer = sys.stdout, sys.stderr, self._real_out
         relay_out, relay_err = LineRelay(self.write, real_out), LineRelay(self.write, real_err)
         swaps = {id(real_out): relay_out, id(real_err): relay_err}
@@ -586,6 +593,8 @@ class DashBoard:
     # ------------------------------------------------------------------ files
 
     def _merge(self, record: str | os.PathLike[str]) -> None:
+        from ._logfiles import read_record
+
         for unit, key, xs, ys in read_record(record):
             if (unit, key) in self._merged:
                 continue
@@ -593,9 +602,7 @@ class DashBoard:
             rec = self._series.get(key)
             if rec is None:
                 stage, _, name = key.partition(":")
-                fmt, mode = self._formats.get(name, DEFAULT_FORMAT)
-                rec = Series(stage, name, fmt, mode if mode in RECORDED else DEFAULT_FORMAT[1], self.window)
-                self._series[key] = rec
+                rec = self._outside_series(stage, name)
             if unit == "mile":
                 rec.prior_mile = (xs, ys)
             else:
@@ -636,7 +643,11 @@ class DashBoard:
             return
         if record:
             self._merge(record)
-        dst = self.log_path / subdir if subdir else self.log_path
+        from pathlib import Path
+
+        from ._logfiles import safe_name, write_curve_csv
+
+        dst = Path(self.log_path, subdir)
         dst.mkdir(parents=True, exist_ok=True)
         epochs: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
         for rec in list(self._series.values()):

@@ -50,12 +50,13 @@ def _even_bands(ys: list[float], rows: int) -> tuple[list[int | None], list[floa
 
 
 def _elastic_bands(ys: list[float], rows: int) -> tuple[list[int | None], list[float]]:
-    """Rows bounded by quantiles, so that ranges the curve visits often get more rows."""
-    finite = sorted(y for y in ys if math.isfinite(y))
-    if not finite or finite[0] == finite[-1]:
+    """Rows bounded by quantiles of the distinct values, so that busy ranges get more rows; each row is
+    labelled with its lower bound."""
+    distinct = sorted({y for y in ys if math.isfinite(y)})
+    if len(distinct) < 2:
         return _even_bands(ys, rows)
-    last = len(finite) - 1
-    edges = sorted({finite[round(k * last / rows)] for k in range(rows + 1)})
+    last = len(distinct) - 1
+    edges = sorted({distinct[round(k * last / rows)] for k in range(rows + 1)})
     inner = edges[1:-1]
     bands: list[int | None] = [bisect_right(inner, y) if math.isfinite(y) else None for y in ys]
     return bands, edges[:-1]
@@ -74,7 +75,7 @@ def curve2str(
 
     The chart has `divisor` rows (y labels ``%10.3f``; the bottom row is the minimum shown, the top
     row the maximum) and at most `span` columns, one per point. Strokes: ``/`` rising, ``\\`` falling,
-    ``|`` vertical fill, ``_`` flat. x ticks every 5 columns give the 1-based index of the point,
+    ``|`` vertical fill, ``_`` flat. x ticks every 5 columns (labels right-aligned under them) give the 1-based index of the point,
     with K/M suffixes. Non-finite values leave a gap.
 
     Args:
@@ -139,7 +140,7 @@ def curve2str(
     tick_line = ""
     for j in range(4, len(ys), 5):
         text = short_count(idxs[j] + 1)
-        start = _LABEL + 2 + j
+        start = _LABEL + 3 + j - len(text)  # right-aligned under its '+'
         if start > len(tick_line):
             tick_line += " " * (start - len(tick_line)) + text
     if tick_line:
