@@ -6,19 +6,16 @@ import contextlib
 import math
 import operator
 import os
-import sys
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from time import perf_counter
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from ._curve import curve2str
 from ._format import DEFAULT_FORMAT, RECORDED, call_inviz, ordinal, parse_format, show
 from ._rank import get_rank
-from ._screen import CLEAR_DOWN, HIGHLIGHT, RESET, LineRelay, clip, up, visible_len
+from ._screen import HIGHLIGHT, RESET, Screen, clip, visible_len
 from ._series import Series, to_number
 from ._track import AUTO, Step, tracked
-from ._warnings import AerologWarning
 
 __all__ = ["DashBoard"]
 
@@ -125,13 +122,7 @@ class DashBoard:
         self._last_draw = -math.inf
         self._t_first: float | None = None
         self._t_epoch = 0.0
-        self._stream_seen: object = None
-        self._tty = False
-        self._frame = ""  # the text of the board as last drawn in place, to restore it after write()
-        self._drawn = 0  # lines of that board below the cursor (0: nothing drawn in place)
-        self._wiped = 0  # visible length of the line drawn in wipe mode (0: none)
-        self._real_out: TextIO | None = None  # the real stdout while redirect() is active
-        self._width_warned = False
+        self._screen = Screen()
 
     # ------------------------------------------------------------------ recording
 
@@ -362,51 +353,10 @@ class DashBoard:
 
     # ------------------------------------------------------------------ output
 
-    def _out(self) -> TextIO:
-        return self._real_out if self._real_out is not None else sys.stdout
-
-    def _is_tty(self, stream: TextIO) -> bool:
-        if stream is not self._stream_seen:
-            self._stream_seen = stream
-            try:
-                self._tty = bool(stream.isatty())
-            except (AttributeError, ValueError, OSError):
-                self._tty = False
-        return self._tty
-
-    def _width(self, stream: TextIO, entry: Mapping[str, Any]) -> int:
-        try:
-            return os.get_terminal_size(stream.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            if not self._width_warned:
-                self._width_warned = True
-                warnings.warn("terminal width unknown; assuming 46 + 12 per metric", AerologWarning, stacklevel=4)
-            return 46 + 12 * len(entry)
-
-    def _clear(self) -> str:
-        """Text that removes the board drawn in place (or the wipe line), leaving the cursor where it began."""
-        text = ""
-        if self._drawn:
-            text, self._drawn = CLEAR_DOWN, 0
-        if self._wiped:
-            text, self._wiped = "\r" + " " * self._wiped + "\r", 0
-        return text
-
-    def _emit(self, stream: TextIO, text: str) -> None:
-        stream.write(text)
-        stream.flush()
-
-    def _settle(self) -> None:
-        """Leave the board on screen and move the cursor below it, so later output does not overwrite it."""
-        if self._drawn or self._wiped:
-            self._emit(self._out(), "\n" * self._drawn if self._drawn else "\n")
-            self._drawn = self._wiped = 0
-            self._frame = ""
-
     def close(self) -> None:
         """Move the cursor below a board drawn in place; drawing resumes below at the next gauge."""
         if self._active:
-            self._settle()
+            self._screen.settle()
 
     def __enter__(self) -> DashBoard:
         return self
@@ -475,31 +425,25 @@ class DashBoard:
         last_for: int,
         interval: int,
     ) -> None:
-        stream = self._out()
-        tty = self._is_tty(stream)
+        screen = self._screen
+        stream = screen.stream()
+        tty = screen.is_tty(stream)
         if not tty and not wipe and self.refresh is None and now - self._last_draw < _PLAIN_REFRESH:
             return
         self._last_draw = now
         line = self._progress(e, m, mpe, duration, stage, self._fragments(plan, entry, None), tty)
         if wipe:
-            shown = visible_len(line)
-            text = "\r" + line + " " * max(0, self._wiped - shown)
-            self._frame, self._wiped = line, shown
-            self._emit(stream, text)
-            return
-        if not tty:
-            self._emit(stream, line + "\n")
-            return
-        width = self._width(stream, entry) - 1
-        lines = []
-        rec = self._curve_rec(plan, entry, m, in_loop, interval * max(1, last_for)) if plot else None
-        if rec is not None:
-            chart = curve2str(rec.smoothed(), self.divisor, self.span, is_global, is_elastic, "mile", rec.key)
-            lines = chart.split("\n")
-        lines.append(line)
-        self._frame = "\n".join(clip(x, width) for x in lines) + "\n"
-        self._drawn = len(lines)
-        self._emit(stream, CLEAR_DOWN + self._frame + up(self._drawn + max(0, int(flush))))
+            screen.wipe(stream, line)
+        elif not tty:
+            screen.lines(stream, line + "\n")
+        else:
+            rec = self._curve_rec(plan, entry, m, in_loop, interval * max(1, last_for)) if plot else None
+            lines = []
+            if rec is not None:
+                chart = curve2str(rec.smoothed(), self.divisor, self.span, is_global, is_elastic, "mile", rec.key)
+                lines = chart.split("\n")
+            lines.append(line)
+            screen.frame(stream, lines, screen.width(stream, len(entry)), int(flush))
 
     def _epoch_end(
         self,
@@ -526,13 +470,12 @@ class DashBoard:
             f"| {ordinal(e)} Epoch ✇ {e * mpe} Miles ⧲ {secs:.2f}s/epoch{rate} | {stage} |"
             f"{self._fragments(plan, shown, averages)}"
         )
-        stream = self._out()
-        tty = self._is_tty(stream)
-        if tty:
-            body = clip(body, self._width(stream, entry) - 1)
+        screen = self._screen
+        stream = screen.stream()
+        if screen.is_tty(stream):
+            body = clip(body, screen.width(stream, len(entry)))
         rule = "+" + "-" * (visible_len(body) - 2) + "+"
-        self._frame = ""
-        self._emit(stream, self._clear() + f"{rule}\n{body}\n{rule}\n")
+        screen.lines(stream, f"{rule}\n{body}\n{rule}\n")
 
     def write(self, text: object) -> None:
         """Print `text` above the board without garbling it; the board is drawn again below it.
@@ -540,17 +483,8 @@ class DashBoard:
         Example:
             >>> board.write(f"saved checkpoint {path}")  # doctest: +SKIP
         """
-        if not self._active:
-            return
-        stream = self._out()
-        out = str(text)
-        if not out.endswith("\n"):
-            out += "\n"
-        if self._drawn:  # clear the board, print, draw the board again below
-            out = CLEAR_DOWN + out + self._frame + up(self._drawn)
-        elif self._wiped:
-            out = "\r" + " " * self._wiped + "\r" + out + self._frame
-        self._emit(stream, out)
+        if self._active:
+            self._screen.write(text)
 
     @contextlib.contextmanager
     def redirect(self) -> Iterator[DashBoard]:
@@ -566,29 +500,8 @@ class DashBoard:
         if not self._active:
             yield self
             return
-        import logging  # here only: it costs more to import than the rest of aerolog
-
-        real_out, real_err, outer = sys.stdout, sys.stderr, self._real_out
-        relay_out, relay_err = LineRelay(self.write, real_out), LineRelay(self.write, real_err)
-        swaps = {id(real_out): relay_out, id(real_err): relay_err}
-        handlers = [
-            (h, h.stream)
-            for h in logging.getLogger().handlers
-            if type(h) is logging.StreamHandler and id(h.stream) in swaps
-        ]
-        self._real_out = outer if outer is not None else real_out
-        sys.stdout, sys.stderr = relay_out, relay_err  # type: ignore[assignment]
-        for handler, stream in handlers:
-            handler.setStream(swaps[id(stream)])  # type: ignore[arg-type]
-        try:
+        with self._screen.redirect():
             yield self
-        finally:
-            relay_out.drain()
-            relay_err.drain()
-            sys.stdout, sys.stderr = real_out, real_err
-            for handler, stream in handlers:
-                handler.setStream(stream)
-            self._real_out = outer
 
     # ------------------------------------------------------------------ files
 
@@ -643,33 +556,6 @@ class DashBoard:
             return
         if record:
             self._merge(record)
-        from pathlib import Path
+        from ._logfiles import write_logs
 
-        from ._logfiles import safe_name, write_curve_csv
-
-        dst = Path(self.log_path, subdir)
-        dst.mkdir(parents=True, exist_ok=True)
-        epochs: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
-        for rec in list(self._series.values()):
-            metric, stage = safe_name(rec.name), safe_name(rec.stage)
-            mx, my = rec.mile_curve()
-            ex, ey = rec.epoch_curve()
-            if ey:
-                epochs.setdefault(rec.name, {})[rec.stage] = (ex, ey)
-            if tachograph:
-                if my:
-                    write_curve_csv(dst / f"{metric}_{stage}_mile.csv", "mile", rec.key, mx, my)
-                if ey:
-                    write_curve_csv(dst / f"{metric}_{stage}_epoch.csv", "epoch", rec.key, ex, ey)
-            if gauge and my:
-                from ._plot import plot_miles
-
-                name = f"{metric}_{stage}_{my[-1]:.3g}_mile_{mx[-1]:g}.png"
-                plot_miles(dst / name, rec.key, mx, my, rec.fmt, rec.mode)
-        if gauge:
-            from ._plot import plot_epochs
-
-            for name, curves in epochs.items():
-                last = max(x for xs, _ in curves.values() for x in xs)
-                plot_epochs(dst / f"{safe_name(name)}_epoch_{last:g}.png", name, curves)
-
+        write_logs(list(self._series.values()), os.path.join(self.log_path, subdir), gauge, tachograph)

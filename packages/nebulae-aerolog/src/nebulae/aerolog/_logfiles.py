@@ -7,9 +7,12 @@ import io
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-__all__ = ["atomic_write", "read_record", "safe_name", "write_curve_csv"]
+if TYPE_CHECKING:
+    from ._series import Series
+
+__all__ = ["atomic_write", "read_record", "safe_name", "write_curve_csv", "write_logs"]
 
 UNITS = ("mile", "epoch")
 
@@ -105,3 +108,30 @@ def read_record(path: str | os.PathLike[str]) -> list[tuple[str, str, list[float
         seen[unit, key] = file
         out.append((unit, key, xs, ys))
     return out
+
+
+def write_logs(series: Sequence[Series], folder: str, gauge: bool, tachograph: bool) -> None:
+    """Write the tachograph CSVs and/or the PNG curves of every recorded series into `folder`."""
+    dst = Path(folder)
+    dst.mkdir(parents=True, exist_ok=True)
+    epochs: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    for rec in series:
+        metric, stage = safe_name(rec.name), safe_name(rec.stage)
+        mx, my = rec.mile_curve()
+        ex, ey = rec.epoch_curve()
+        if ey:
+            epochs.setdefault(rec.name, {})[rec.stage] = (ex, ey)
+        if tachograph and my:
+            write_curve_csv(dst / f"{metric}_{stage}_mile.csv", "mile", rec.key, mx, my)
+        if tachograph and ey:
+            write_curve_csv(dst / f"{metric}_{stage}_epoch.csv", "epoch", rec.key, ex, ey)
+        if gauge and my:
+            from ._plot import plot_miles
+
+            plot_miles(dst / f"{metric}_{stage}_{my[-1]:.3g}_mile_{mx[-1]:g}.png", rec.key, mx, my, rec.fmt, rec.mode)
+    if gauge:
+        from ._plot import plot_epochs
+
+        for name, curves in epochs.items():
+            last = max(x for xs, _ in curves.values() for x in xs)
+            plot_epochs(dst / f"{safe_name(name)}_epoch_{last:g}.png", name, curves)

@@ -76,4 +76,4 @@ def tracked(board: DashBoard, iterable: Iterable[T], step: Step) -> Iterator[T]:
                 mile = step.mile + 1
     finally:
         board._step = outer
-        board._settle()
+        board._screen.settle()
