@@ -121,26 +121,39 @@ def import_cost() -> tuple[float, bool]:
     return min(costs), matplotlib
 
 
+def report(title: str, base_name: str, base: float, rows: dict[str, float], unit: float, suffix: str) -> None:
+    print(title)
+    print(f"  {base_name:<40}: {base * unit:8.3f} {suffix}")
+    for name, value in rows.items():
+        print(f"  {name:<40}: {value * unit:8.3f} {suffix}   ratio {value / base:.2f} (target <= 1.0)")
+
+
 def main() -> None:
     warnings.simplefilter("ignore")  # the fake terminal has no width; the board warns once about it
     empty = best(loop_empty)
-    tq = (best(loop_tqdm_postfix) - empty) / N_GAUGE
-    plain = (best(lambda: loop_gauge(io.StringIO())) - empty) / N_GAUGE
-    term = (best(lambda: loop_gauge(FakeTerminal())) - empty) / N_GAUGE
-    print(f"gauge() per call, {N_GAUGE:,} steps, 2 metrics, window=10, mpe={MPE}")
-    print(f"  tqdm update(1)+set_postfix(refresh=False): {tq * 1e6:7.3f} us")
-    print(f"  DashBoard.gauge, plain output            : {plain * 1e6:7.3f} us   ratio {plain / tq:.2f} (target <= 1.0)")
-    print(f"  DashBoard.gauge, terminal (chart, 10 Hz)  : {term * 1e6:7.3f} us   ratio {term / tq:.2f} (target <= 1.0)")
-
+    report(
+        f"gauge() per call, {N_GAUGE:,} steps, 2 metrics, window=10, mpe={MPE}",
+        "tqdm update(1) + set_postfix(refresh=False)",
+        (best(loop_tqdm_postfix) - empty) / N_GAUGE,
+        {
+            "DashBoard.gauge, plain output": (best(lambda: loop_gauge(io.StringIO())) - empty) / N_GAUGE,
+            "DashBoard.gauge, terminal (chart, 10 Hz)": (best(lambda: loop_gauge(FakeTerminal())) - empty) / N_GAUGE,
+        },
+        1e6,
+        "us",
+    )
     bare = best(iter_bare)
-    tq_it = (best(iter_tqdm) - bare) / N_TRACK
-    tr_plain = (best(lambda: iter_track(io.StringIO())) - bare) / N_TRACK
-    tr_term = (best(lambda: iter_track(FakeTerminal())) - bare) / N_TRACK
-    print(f"track() per-item overhead, {N_TRACK:,} items, empty body")
-    print(f"  tqdm(iterable)                 : {tq_it * 1e9:7.1f} ns")
-    print(f"  DashBoard.track, plain output  : {tr_plain * 1e9:7.1f} ns   ratio {tr_plain / tq_it:.2f} (target <= 1.0)")
-    print(f"  DashBoard.track, terminal      : {tr_term * 1e9:7.1f} ns   ratio {tr_term / tq_it:.2f} (target <= 1.0)")
-
+    report(
+        f"track() per-item overhead, {N_TRACK:,} items, empty body",
+        "tqdm(iterable)",
+        (best(iter_tqdm) - bare) / N_TRACK,
+        {
+            "DashBoard.track, plain output": (best(lambda: iter_track(io.StringIO())) - bare) / N_TRACK,
+            "DashBoard.track, terminal": (best(lambda: iter_track(FakeTerminal())) - bare) / N_TRACK,
+        },
+        1e9,
+        "ns",
+    )
     added, matplotlib = import_cost()
     print("import nebulae.aerolog after numpy (-X importtime, best of 5)")
     print(f"  adds {added / 1000:.1f} ms (target < 20 ms); matplotlib imported: {matplotlib}")

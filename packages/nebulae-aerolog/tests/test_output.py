@@ -129,3 +129,15 @@ def test_track_loop_closes_its_board_so_later_output_starts_below(tmp_path, monk
         for _ in board.track(range(5), stage="TRAIN", epoch=0, mpe=10):
             board.gauge({"loss": 1.0}, plot=False)
     assert screen.getvalue().endswith("\x1b[1A\r\n")
+
+
+def test_in_loop_rotates_the_curve_through_entry_metrics(tmp_path, monkeypatch) -> None:
+    screen = FakeTerminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    board = DashBoard(tmp_path, refresh=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AerologWarning)
+        for m in range(4):
+            board.gauge({"loss": 1.0, "acc": 0.5}, m, 0, 10, "TRAIN", in_loop=(0, 1), last_for=2)
+    titles = [frame.split(" ^")[0].strip() for frame in screen.getvalue().split("\x1b[J")[1:]]
+    assert titles == ["TRAIN:loss", "TRAIN:loss", "TRAIN:acc", "TRAIN:acc"]

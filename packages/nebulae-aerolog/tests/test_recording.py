@@ -160,3 +160,20 @@ def test_ranks_above_zero_do_nothing(tmp_path, monkeypatch, capsys) -> None:
     assert list(board.track([1, 2], stage="TRAIN", epoch=0)) == [1, 2]
     assert capsys.readouterr().out == ""
     assert not (tmp_path / "logs").exists()
+
+
+def test_one_element_tensors_are_recorded(tmp_path, capsys) -> None:
+    torch = pytest.importorskip("torch")
+    board = DashBoard(tmp_path)
+    run_epochs(board, [[torch.tensor(1.5), torch.tensor([2.5])]])
+    assert board.read("loss", "TRAIN") == pytest.approx(2.0)
+
+
+@pytest.mark.gpu
+def test_cuda_tensors_are_recorded(tmp_path, capsys) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    board = DashBoard(tmp_path)
+    run_epochs(board, [[torch.tensor(1.0, device="cuda"), torch.tensor(3.0, device="cuda")]])
+    assert board.read("loss", "TRAIN") == pytest.approx(2.0)
