@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,6 +20,19 @@ UP = re.compile(r"\x1b\[(\d+)A")
 class FakeTerminal(io.StringIO):
     def isatty(self) -> bool:
         return True
+
+
+@contextlib.contextmanager
+def fake_terminal() -> Iterator[FakeTerminal]:
+    """stdout claims to be a terminal of unknown width (the width warning is tested on its own)."""
+    screen, real = FakeTerminal(), sys.stdout
+    sys.stdout = screen
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AerologWarning)
+            yield screen
+    finally:
+        sys.stdout = real
 
 
 def test_plain_output_has_no_ansi_codes_one_line_then_every_summary(tmp_path, capsys) -> None:
@@ -84,15 +99,12 @@ def test_wipe_mode_rewrites_one_line_with_carriage_returns(tmp_path, capsys) -> 
     assert "\x1b" not in out and "s/epoch" in out
 
 
-def test_write_prints_above_a_terminal_board_and_draws_it_again(tmp_path, monkeypatch) -> None:
-    screen = FakeTerminal()
-    monkeypatch.setattr(sys, "stdout", screen)
-    board = DashBoard(tmp_path, refresh=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AerologWarning)
+def test_write_prints_above_a_terminal_board_and_draws_it_again(tmp_path) -> None:
+    with fake_terminal() as screen:
+        board = DashBoard(tmp_path, refresh=0)
         board.gauge({"loss": 1.0}, 0, 0, 10, "TRAIN", plot=False)
-    before = screen.getvalue()
-    board.write("checkpoint saved")
+        before = screen.getvalue()
+        board.write("checkpoint saved")
     added = screen.getvalue()[len(before) :]
     assert added.startswith("\x1b[Jcheckpoint saved\n| 1st Epoch ✇ 1 Miles")
     assert added.endswith("\x1b[1A\r")
@@ -120,23 +132,17 @@ def test_redirect_routes_prints_and_logging_through_write(tmp_path, capsys) -> N
     assert captured.err == ""
 
 
-def test_track_loop_closes_its_board_so_later_output_starts_below(tmp_path, monkeypatch) -> None:
-    screen = FakeTerminal()
-    monkeypatch.setattr(sys, "stdout", screen)
-    board = DashBoard(tmp_path, refresh=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AerologWarning)
+def test_track_loop_closes_its_board_so_later_output_starts_below(tmp_path) -> None:
+    with fake_terminal() as screen:
+        board = DashBoard(tmp_path, refresh=0)
         for _ in board.track(range(5), stage="TRAIN", epoch=0, mpe=10):
             board.gauge({"loss": 1.0}, plot=False)
     assert screen.getvalue().endswith("\x1b[1A\r\n")
 
 
-def test_in_loop_rotates_the_curve_through_entry_metrics(tmp_path, monkeypatch) -> None:
-    screen = FakeTerminal()
-    monkeypatch.setattr(sys, "stdout", screen)
-    board = DashBoard(tmp_path, refresh=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", AerologWarning)
+def test_in_loop_rotates_the_curve_through_entry_metrics(tmp_path) -> None:
+    with fake_terminal() as screen:
+        board = DashBoard(tmp_path, refresh=0)
         for m in range(4):
             board.gauge({"loss": 1.0, "acc": 0.5}, m, 0, 10, "TRAIN", in_loop=(0, 1), last_for=2)
     titles = [frame.split(" ^")[0].strip() for frame in screen.getvalue().split("\x1b[J")[1:]]
