@@ -110,7 +110,11 @@ def import_cost() -> tuple[float, bool]:
     costs = []
     for _ in range(REPEAT):
         err = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True, check=True, timeout=60
+            [sys.executable, "-X", "importtime", "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
         ).stderr
         rows = [line.split("|") for line in err.splitlines() if line.startswith("import time:")][1:]
         names = [r[2].rstrip() for r in rows]
@@ -137,7 +141,8 @@ def main() -> None:
         (best(loop_tqdm_postfix) - empty) / N_GAUGE,
         {
             "DashBoard.gauge, plain output": (best(lambda: loop_gauge(io.StringIO())) - empty) / N_GAUGE,
-            "DashBoard.gauge, terminal (chart, 10 Hz)": (best(lambda: loop_gauge(FakeTerminal())) - empty) / N_GAUGE,
+            "DashBoard.gauge, terminal (chart, 10 Hz)": (best(lambda: loop_gauge(FakeTerminal())) - empty)
+            / N_GAUGE,
         },
         1e6,
         "us",

@@ -25,5 +25,9 @@ def test_vendored_copy_passes_the_smoke_script(tmp_path: Path) -> None:
 
 def test_vendored_copy_never_names_the_nebulae_package(tmp_path: Path) -> None:
     root = Path(nebulae.aerolog.__file__).parent
-    offenders = [p.name for p in root.glob("*.py") if "from nebulae" in p.read_text() or "import nebulae" in p.read_text()]
+    offenders = [
+        p.name
+        for p in root.glob("*.py")
+        if "from nebulae" in p.read_text() or "import nebulae" in p.read_text()
+    ]
     assert offenders == []

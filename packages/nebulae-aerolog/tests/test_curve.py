@@ -88,6 +88,8 @@ def test_bad_arguments_are_named(kwargs: dict, message: str) -> None:
         curve2str(**kwargs)
 
 
-@pytest.mark.parametrize(("n", "text"), [(7, "7"), (999, "999"), (1500, "1.5K"), (123_456, "123K"), (2_000_000, "2M")])
+@pytest.mark.parametrize(
+    ("n", "text"), [(7, "7"), (999, "999"), (1500, "1.5K"), (123_456, "123K"), (2_000_000, "2M")]
+)
 def test_counts_are_written_with_k_and_m_suffixes(n: int, text: str) -> None:
     assert short_count(n) == text

@@ -27,7 +27,10 @@ def test_csvs_hold_every_mile_and_epoch_with_headers(tmp_path, capsys) -> None:
     board = DashBoard(tmp_path)
     train(board, 2, 3)
     board.log(gauge=False)
-    assert rows(tmp_path / "loss_TRAIN_mile.csv") == ["mile,TRAIN:loss", *(f"{i},{float(i - 1)}" for i in range(1, 7))]
+    assert rows(tmp_path / "loss_TRAIN_mile.csv") == [
+        "mile,TRAIN:loss",
+        *(f"{i},{float(i - 1)}" for i in range(1, 7)),
+    ]
     assert rows(tmp_path / "loss_TRAIN_epoch.csv") == ["epoch,TRAIN:loss", "1,1.0", "2,4.0"]
     assert rows(tmp_path / "acc-top1_TRAIN_epoch.csv")[0] == "epoch,TRAIN:acc/top1"
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
@@ -87,7 +90,9 @@ def test_missing_or_empty_records_are_reported(tmp_path) -> None:
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.integers(min_value=0, max_value=10**9), st.floats(allow_nan=False, allow_infinity=False)),
+        st.tuples(
+            st.integers(min_value=0, max_value=10**9), st.floats(allow_nan=False, allow_infinity=False)
+        ),
         max_size=20,
     ),
     st.sampled_from(["mile", "epoch"]),

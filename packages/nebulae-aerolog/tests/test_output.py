@@ -44,7 +44,9 @@ def test_plain_output_has_no_ansi_codes_one_line_then_every_summary(tmp_path, ca
     assert "\x1b" not in out and "\r" not in out
     lines = out.splitlines()
     progress = [x for x in lines if "Miles ⊰⟦" in x]
-    assert progress == ["| 1st Epoch ✇ 1 Miles ⊰⟦--------------------⟧⊱ ⧲ 0.250s/mile | TRAIN | loss ➠ 1.0000 |"]
+    assert progress == [
+        "| 1st Epoch ✇ 1 Miles ⊰⟦--------------------⟧⊱ ⧲ 0.250s/mile | TRAIN | loss ➠ 1.0000 |"
+    ]
     summaries = [x for x in lines if "s/epoch" in x]
     assert len(summaries) == 2
     assert summaries[1].startswith("| 2nd Epoch ✇ 100 Miles ⧲ ")
@@ -57,7 +59,11 @@ def test_refresh_zero_prints_every_interval(tmp_path, capsys) -> None:
     for m in range(9):
         board.gauge({"loss": 1.0}, m, 0, 10, "TRAIN", interval=3)
     progress = [x for x in capsys.readouterr().out.splitlines() if "Miles ⊰⟦" in x]
-    assert [x.split(" Miles")[0] for x in progress] == ["| 1st Epoch ✇ 3", "| 1st Epoch ✇ 6", "| 1st Epoch ✇ 9"]
+    assert [x.split(" Miles")[0] for x in progress] == [
+        "| 1st Epoch ✇ 3",
+        "| 1st Epoch ✇ 6",
+        "| 1st Epoch ✇ 9",
+    ]
     assert "⊰⟦##########----------⟧⊱" in progress[1]  # int(5 / 10 * 20 + 0.4) cells
 
 
@@ -74,7 +80,9 @@ def test_terminal_redraw_moves_the_cursor_back_over_chart_and_line(tmp_path, mon
     body, moves = last.rsplit("\n", 1)[0], UP.findall(last)
     assert moves == [str(len(body.split("\n")))]
     assert "TRAIN:loss ^" in body and "\x1b[43m" in body  # chart of the first metric; highlighted bar
-    assert len(body.split("\n")) == 1 + 4 + 1 + 1  # title, rows, axis, progress line (no ticks under 5 points)
+    assert (
+        len(body.split("\n")) == 1 + 4 + 1 + 1
+    )  # title, rows, axis, progress line (no ticks under 5 points)
 
 
 def test_terminal_lines_are_clipped_to_the_fallback_width(tmp_path, monkeypatch) -> None:

@@ -49,7 +49,9 @@ def loop_script(tmp_path: Path) -> Path:
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
-def test_a_terminal_shows_bar_curve_and_summaries_without_stray_codes(tmp_path: Path, loop_script: Path) -> None:
+def test_a_terminal_shows_bar_curve_and_summaries_without_stray_codes(
+    tmp_path: Path, loop_script: Path
+) -> None:
     socket = f"aerolog-test-{os.getpid()}"
     pause, done = tmp_path / "pause", tmp_path / "done"
     tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
@@ -59,7 +61,11 @@ def test_a_terminal_shows_bar_curve_and_summaries_without_stray_codes(tmp_path: 
 
     def screen() -> str:
         return subprocess.run(
-            [*tmux, "capture-pane", "-p", "-t", "board"], capture_output=True, text=True, check=True, timeout=10
+            [*tmux, "capture-pane", "-p", "-t", "board"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout
 
     subprocess.run([*tmux, "-u", "new-session", "-d", "-s", "board", "-x", "120", "-y", "40", command],
@@ -99,5 +105,8 @@ def test_piped_output_is_plain_lines(tmp_path: Path, loop_script: Path) -> None:
     lines = out.splitlines()
     assert lines[0].startswith("| 1st Epoch ✇ 1 Miles ⊰⟦--------------------⟧⊱ ⧲ 0.010s/mile | TRAIN |")
     assert [x for x in lines if "Miles ⊰⟦" in x] == [lines[0]]  # throttled to one line per 10 s
-    assert [x.split(" ⧲")[0] for x in lines if "s/epoch" in x] == ["| 1st Epoch ✇ 20 Miles", "| 2nd Epoch ✇ 40 Miles"]
+    assert [x.split(" ⧲")[0] for x in lines if "s/epoch" in x] == [
+        "| 1st Epoch ✇ 20 Miles",
+        "| 2nd Epoch ✇ 40 Miles",
+    ]
     assert lines[-1] == "DONE"

@@ -100,7 +100,11 @@ def test_plot_and_wipe_together_are_rejected(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"window": 0}, "'window'"), ({"divisor": 0}, "'divisor'"), ({"span": 9}, "'span' must be an int >= 10")],
+    [
+        ({"window": 0}, "'window'"),
+        ({"divisor": 0}, "'divisor'"),
+        ({"span": 9}, "'span' must be an int >= 10"),
+    ],
 )
 def test_constructor_ranges_are_checked(tmp_path, kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):

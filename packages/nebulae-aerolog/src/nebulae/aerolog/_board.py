@@ -34,7 +34,9 @@ def _int_arg(name: str, value: object, least: int) -> int:
             raise TypeError
         number = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"{name!r} must be an int >= {least} (got {type(value).__name__} {value!r})") from None
+        raise TypeError(
+            f"{name!r} must be an int >= {least} (got {type(value).__name__} {value!r})"
+        ) from None
     if number < least:
         raise ValueError(f"{name!r} must be an int >= {least} (got {number})")
     return number
@@ -91,7 +93,9 @@ class DashBoard:
                 raise TypeError("pass either 'log_path' or its alias 'log_dir', not both")
             log_path = log_dir
         if config is not None:
-            given = dict(log_path=log_path, window=window, divisor=divisor, span=span, format=format, refresh=refresh)
+            given = dict(
+                log_path=log_path, window=window, divisor=divisor, span=span, format=format, refresh=refresh
+            )
             defaults = dict(log_path="./aerolog", window=1, divisor=10, span=30, format=None, refresh=None)
             if given != defaults:
                 raise TypeError("pass the DashBoard settings either in 'config' or as arguments, not both")
@@ -212,9 +216,13 @@ class DashBoard:
             and mpe >= 1
             and interval >= 1
         ):
-            entry, mile, epoch, mpe, stage, interval = self._check_gauge(entry, mile, epoch, mpe, stage, interval)
+            entry, mile, epoch, mpe, stage, interval = self._check_gauge(
+                entry, mile, epoch, mpe, stage, interval
+            )
         if wipe and plot:
-            raise ValueError("'wipe' redraws a single line and cannot draw the curve: pass plot=False with wipe=True")
+            raise ValueError(
+                "'wipe' redraws a single line and cannot draw the curve: pass plot=False with wipe=True"
+            )
         m, e = mile + 1, epoch + 1
         g = epoch * mpe + m
         if self._t_first is None:
@@ -247,7 +255,9 @@ class DashBoard:
         self, entry: object, mile: object, epoch: object, mpe: object, stage: object, interval: object
     ) -> tuple[dict[str, Any], int, int, int, str, int]:
         """The slow path of gauge()'s argument check: convert what can be, raise a clear error otherwise."""
-        missing = [n for n, v in (("mile", mile), ("epoch", epoch), ("mpe", mpe), ("stage", stage)) if v is None]
+        missing = [
+            n for n, v in (("mile", mile), ("epoch", epoch), ("mpe", mpe), ("stage", stage)) if v is None
+        ]
         if missing:
             raise TypeError(
                 f"gauge() missing {', '.join(map(repr, missing))}; only inside DashBoard.track() may they be omitted"
@@ -364,7 +374,9 @@ class DashBoard:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _fragments(self, plan: dict[str, Series], entry: Mapping[str, Any], averages: dict[str, float] | None) -> str:
+    def _fragments(
+        self, plan: dict[str, Series], entry: Mapping[str, Any], averages: dict[str, float] | None
+    ) -> str:
         parts = []
         for name in entry:
             rec = plan[name]
@@ -379,13 +391,15 @@ class DashBoard:
             parts.append(f" {name} ➠ {show(rec.fmt, rec.mode, value)} |")
         return "".join(parts)
 
-    def _progress(self, e: int, m: int, mpe: int, duration: float | None, stage: str, frags: str, color: bool) -> str:
+    def _progress(
+        self, e: int, m: int, mpe: int, duration: float | None, stage: str, frags: str, color: bool
+    ) -> str:
         cells = min(_BAR, max(0, int((m - 1) / mpe * _BAR + 0.4)))
         if color:
             bar = HIGHLIGHT + " " * cells + RESET + " " * (_BAR - cells)
         else:
             bar = "#" * cells + "-" * (_BAR - cells)
-        dur = "--:--" if duration is None else "%.3f" % duration
+        dur = "--:--" if duration is None else f"{float(duration):.3f}"
         rate = ""
         step = self._step
         if step is not None and step.stage == stage and m > 0:
@@ -440,7 +454,9 @@ class DashBoard:
             rec = self._curve_rec(plan, entry, m, in_loop, interval * max(1, last_for)) if plot else None
             lines = []
             if rec is not None:
-                chart = curve2str(rec.smoothed(), self.divisor, self.span, is_global, is_elastic, "mile", rec.key)
+                chart = curve2str(
+                    rec.smoothed(), self.divisor, self.span, is_global, is_elastic, "mile", rec.key
+                )
                 lines = chart.split("\n")
             lines.append(line)
             screen.frame(stream, lines, screen.width(stream, len(entry)), int(flush))

@@ -22,11 +22,15 @@ def _check_spec(name: str, spec: object) -> Format:
         raise ValueError(f"format[{name!r}]: mode must be one of {', '.join(MODES)} (got {mode!r})")
     if mode in RECORDED:
         if not isinstance(fmt, str):
-            raise ValueError(f"format[{name!r}]: a {mode} fmt must be a %-spec without '%', e.g. '.3f' (got {fmt!r})")
+            raise ValueError(
+                f"format[{name!r}]: a {mode} fmt must be a %-spec without '%', e.g. '.3f' (got {fmt!r})"
+            )
         try:
             ("%-" + fmt) % 1.0
         except (TypeError, ValueError):
-            raise ValueError(f"format[{name!r}]: {fmt!r} is not a valid %-spec; write e.g. '.3f' or '6.2e'") from None
+            raise ValueError(
+                f"format[{name!r}]: {fmt!r} is not a valid %-spec; write e.g. '.3f' or '6.2e'"
+            ) from None
     elif not callable(fmt):
         what = "value -> str" if mode == "tailor" else "(stage, epoch, mile, mpe, value) -> None"
         raise ValueError(f"format[{name!r}]: a {mode} fmt must be a callable {what} (got {fmt!r})")
@@ -42,7 +46,9 @@ def parse_format(format: Mapping[str, object] | None) -> dict[str, Format]:
     if format is None:
         return {}
     if not isinstance(format, Mapping):
-        raise ValueError(f"'format' must be a dict {{metric: (fmt, mode)}} or None (got {type(format).__name__})")
+        raise ValueError(
+            f"'format' must be a dict {{metric: (fmt, mode)}} or None (got {type(format).__name__})"
+        )
     return {str(name): _check_spec(str(name), spec) for name, spec in format.items()}
 
 
@@ -61,13 +67,17 @@ def ordinal(n: int) -> str:
     """Return `n` with its English ordinal suffix: 1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st."""
     if 11 <= n % 100 <= 13:
         return f"{n}th"
-    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th') }"
 
 
-def call_inviz(fn: Callable[..., object], name: str, stage: str, epoch: int, mile: int, mpe: int, value: object) -> None:
+def call_inviz(
+    fn: Callable[..., object], name: str, stage: str, epoch: int, mile: int, mpe: int, value: object
+) -> None:
     """Call an inviz callback, adding to any exception which metric, stage, epoch and mile raised it."""
     try:
         fn(stage, epoch, mile, mpe, value)
     except Exception as exc:
-        exc.add_note(f"raised by the inviz callback of metric {name!r} (stage {stage!r}, epoch {epoch}, mile {mile})")
+        exc.add_note(
+            f"raised by the inviz callback of metric {name!r} (stage {stage!r}, epoch {epoch}, mile {mile})"
+        )
         raise

@@ -79,7 +79,7 @@ def _read_one(path: Path) -> tuple[str, str, list[float], list[float]]:
         except ValueError:
             raise ValueError(f"{path}, row {n}: expected two numbers '{unit},value' (got {row!r})") from None
     xs_out = [int(x) if x.is_integer() else x for x in xs]
-    return unit, key, xs_out, ys  # type: ignore[return-value]
+    return unit, key, xs_out, ys
 
 
 def read_record(path: str | os.PathLike[str]) -> list[tuple[str, str, list[float], list[float]]]:
@@ -95,8 +95,12 @@ def read_record(path: str | os.PathLike[str]) -> list[tuple[str, str, list[float
     """
     root = Path(path)
     if not root.exists():
-        raise FileNotFoundError(f"'record': {root} does not exist; pass a tachograph CSV or a directory of them")
-    files = sorted(p for p in root.iterdir() if p.suffix == ".csv" and p.is_file()) if root.is_dir() else [root]
+        raise FileNotFoundError(
+            f"'record': {root} does not exist; pass a tachograph CSV or a directory of them"
+        )
+    files = (
+        sorted(p for p in root.iterdir() if p.suffix == ".csv" and p.is_file()) if root.is_dir() else [root]
+    )
     if not files:
         raise ValueError(f"'record': {root} holds no CSV file to continue from")
     out = []
@@ -128,7 +132,9 @@ def write_logs(series: Sequence[Series], folder: str, gauge: bool, tachograph: b
         if gauge and my:
             from ._plot import plot_miles
 
-            plot_miles(dst / f"{metric}_{stage}_{my[-1]:.3g}_mile_{mx[-1]:g}.png", rec.key, mx, my, rec.fmt, rec.mode)
+            plot_miles(
+                dst / f"{metric}_{stage}_{my[-1]:.3g}_mile_{mx[-1]:g}.png", rec.key, mx, my, rec.fmt, rec.mode
+            )
     if gauge:
         from ._plot import plot_epochs
 

@@ -42,7 +42,9 @@ def plot_miles(path: Path, title: str, xs: Sequence[float], ys: Sequence[float],
     _save(fig, path)
 
 
-def plot_epochs(path: Path, metric: str, curves: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> None:
+def plot_epochs(
+    path: Path, metric: str, curves: Mapping[str, tuple[Sequence[float], Sequence[float]]]
+) -> None:
     """Plot the per-epoch averages of one metric, one line with markers per stage."""
     fig = _figure()
     ax = fig.add_subplot()

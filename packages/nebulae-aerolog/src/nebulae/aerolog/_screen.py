@@ -119,7 +119,9 @@ class Screen:
         except (AttributeError, ValueError, OSError):
             if not self._width_warned:
                 self._width_warned = True
-                warnings.warn("terminal width unknown; assuming 46 + 12 per metric", AerologWarning, stacklevel=5)
+                warnings.warn(
+                    "terminal width unknown; assuming 46 + 12 per metric", AerologWarning, stacklevel=5
+                )
             return 46 + 12 * nmetrics - 1
 
     def _clear(self) -> str:
@@ -187,9 +189,9 @@ class Screen:
             if type(h) is logging.StreamHandler and id(h.stream) in swaps
         ]
         self.real_out = outer if outer is not None else real_out
-        sys.stdout, sys.stderr = relay_out, relay_err  # type: ignore[assignment]
+        sys.stdout, sys.stderr = relay_out, relay_err
         for handler, stream in handlers:
-            handler.setStream(swaps[id(stream)])  # type: ignore[arg-type]
+            handler.setStream(swaps[id(stream)])
         try:
             yield
         finally:

@@ -21,7 +21,19 @@ _MAX_STRIDE = 1024
 class Step:
     """What track() knows about the current step; gauge() reads it to fill in omitted arguments."""
 
-    __slots__ = ("epoch", "gauged", "interval", "mile", "mpe", "stage", "t0", "t_start", "timed", "user", "wait")
+    __slots__ = (
+        "epoch",
+        "gauged",
+        "interval",
+        "mile",
+        "mpe",
+        "stage",
+        "t0",
+        "t_start",
+        "timed",
+        "user",
+        "wait",
+    )
 
     def __init__(self, stage: str, epoch: int, mpe: int, interval: int) -> None:
         self.stage, self.epoch, self.mpe, self.interval = stage, epoch, mpe, interval
