@@ -12,7 +12,9 @@ def test_import_loads_neither_torch_nor_matplotlib(tmp_path) -> None:
         "print(sorted(m for m in ('torch', 'matplotlib', 'numpy', 'logging') if m in sys.modules)); "
         "print(a.__all__)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     heavy, names = result.stdout.splitlines()
     assert heavy == "[]"

@@ -11,9 +11,10 @@ from time import perf_counter
 from typing import Any, TypeVar
 
 from ._curve import curve2str
-from ._format import DEFAULT_FORMAT, RECORDED, call_inviz, ordinal, parse_format, show
+from ._format import DEFAULT_FORMAT, RECORDED, call_inviz, parse_format
+from ._lines import WAIT, fragments, pick_curve, progress_line, summary_line
 from ._rank import get_rank
-from ._screen import HIGHLIGHT, RESET, Screen, clip, visible_len
+from ._screen import Screen, clip, visible_len
 from ._series import Series, to_number
 from ._track import AUTO, Step, tracked
 
@@ -21,10 +22,8 @@ __all__ = ["DashBoard"]
 
 T = TypeVar("T")
 
-_BAR = 20  # cells of the progress bar
 _TTY_REFRESH = 0.1  # default seconds between redraws on a terminal (and in wipe mode)
 _PLAIN_REFRESH = 10.0  # ... and between plain lines when stdout is not a terminal
-_WAIT = "data_wait"  # the metric track() records
 _WAIT_FORMAT = (".1f", "percent")
 
 
@@ -131,7 +130,7 @@ class DashBoard:
     # ------------------------------------------------------------------ recording
 
     def _plan(self, plan: dict[str, Series], stage: str, name: str) -> Series:
-        fmt, mode = self._formats.get(name, _WAIT_FORMAT if name == _WAIT else DEFAULT_FORMAT)
+        fmt, mode = self._formats.get(name, _WAIT_FORMAT if name == WAIT else DEFAULT_FORMAT)
         rec = self._series.get(f"{stage}:{name}") or Series(stage, name, fmt, mode, self.window)
         plan[name] = rec
         if rec.recorded:
@@ -199,7 +198,7 @@ class DashBoard:
                 if duration is None:
                     duration = spent
                 wait = step.wait / spent if spent > 0 else 0.0
-                entry = {**entry, _WAIT: wait} if entry else {_WAIT: wait}
+                entry = {**entry, WAIT: wait} if entry else {WAIT: wait}
         else:
             now = perf_counter()
         if interval is None:
@@ -374,52 +373,6 @@ class DashBoard:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _fragments(
-        self, plan: dict[str, Series], entry: Mapping[str, Any], averages: dict[str, float] | None
-    ) -> str:
-        parts = []
-        for name in entry:
-            rec = plan[name]
-            if rec.mode == "inviz":
-                continue
-            if averages is not None and rec.recorded:
-                if name not in averages:
-                    continue
-                value: object = averages[name]
-            else:
-                value = rec.smoothed()[-1] if rec.recorded else rec.last
-            parts.append(f" {name} ➠ {show(rec.fmt, rec.mode, value)} |")
-        return "".join(parts)
-
-    def _progress(
-        self, e: int, m: int, mpe: int, duration: float | None, stage: str, frags: str, color: bool
-    ) -> str:
-        cells = min(_BAR, max(0, int((m - 1) / mpe * _BAR + 0.4)))
-        if color:
-            bar = HIGHLIGHT + " " * cells + RESET + " " * (_BAR - cells)
-        else:
-            bar = "#" * cells + "-" * (_BAR - cells)
-        dur = "--:--" if duration is None else f"{float(duration):.3f}"
-        rate = ""
-        step = self._step
-        if step is not None and step.stage == stage and m > 0:
-            elapsed = perf_counter() - step.t_start
-            rate = f" {m / elapsed:.1f} it/s" if elapsed > 0 else ""
-        return f"| {ordinal(e)} Epoch ✇ {m} Miles ⊰⟦{bar}⟧⊱ ⧲ {dur}s/mile{rate} | {stage} |{frags}"
-
-    def _curve_rec(
-        self, plan: dict[str, Series], entry: Mapping[str, Any], m: int, in_loop: Sequence[int], cycle: int
-    ) -> Series | None:
-        names = list(entry)
-        recorded = sorted((n for n in names if plan[n].recorded), key=lambda n: n == _WAIT)  # data_wait last
-        if not recorded:
-            return None
-        if tuple(in_loop) != (-1,) and in_loop:
-            idx = in_loop[((m - 1) // cycle) % len(in_loop)]
-            if -len(names) <= idx < len(names) and plan[names[idx]].recorded:
-                return plan[names[idx]]
-        return plan[recorded[0]]
-
     def _redraw(
         self,
         plan: dict[str, Series],
@@ -445,13 +398,17 @@ class DashBoard:
         if not tty and not wipe and self.refresh is None and now - self._last_draw < _PLAIN_REFRESH:
             return
         self._last_draw = now
-        line = self._progress(e, m, mpe, duration, stage, self._fragments(plan, entry, None), tty)
+        step = self._step
+        rate = None
+        if step is not None and step.stage == stage and now > step.t_start:
+            rate = m / (now - step.t_start)
+        line = progress_line(e, m, mpe, duration, rate, stage, fragments(plan, entry), tty)
         if wipe:
             screen.wipe(stream, line)
         elif not tty:
             screen.lines(stream, line + "\n")
         else:
-            rec = self._curve_rec(plan, entry, m, in_loop, interval * max(1, last_for)) if plot else None
+            rec = pick_curve(plan, list(entry), m, in_loop, interval * max(1, last_for)) if plot else None
             lines = []
             if rec is not None:
                 chart = curve2str(
@@ -481,11 +438,8 @@ class DashBoard:
         secs = now - self._t_epoch
         self._t_epoch = now
         shown = dict.fromkeys([*entry, *averages])
-        rate = f" {mpe / secs:.1f} it/s" if self._step is not None and secs > 0 else ""
-        body = (
-            f"| {ordinal(e)} Epoch ✇ {e * mpe} Miles ⧲ {secs:.2f}s/epoch{rate} | {stage} |"
-            f"{self._fragments(plan, shown, averages)}"
-        )
+        rate = mpe / secs if self._step is not None and secs > 0 else None
+        body = summary_line(e, mpe, secs, rate, stage, fragments(plan, shown, averages))
         screen = self._screen
         stream = screen.stream()
         if screen.is_tty(stream):
