@@ -187,8 +187,10 @@ class DashBoard:
         step = self._step
         if mile is None and step is not None:
             now = perf_counter()
-            mile, epoch, stage = step.mile, step.epoch, step.stage
+            mile = step.mile
+            epoch = step.epoch if epoch is None else epoch
             mpe = step.mpe if mpe is None else mpe
+            stage = step.stage if stage is None else stage
             interval = step.interval if interval is None else interval
             step.gauged = True
             if entry is not AUTO:
