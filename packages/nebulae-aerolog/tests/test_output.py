@@ -155,3 +155,12 @@ def test_in_loop_rotates_the_curve_through_entry_metrics(tmp_path) -> None:
             board.gauge({"loss": 1.0, "acc": 0.5}, m, 0, 10, "TRAIN", in_loop=(0, 1), last_for=2)
     titles = [frame.split(" ^")[0].strip() for frame in screen.getvalue().split("\x1b[J")[1:]]
     assert titles == ["TRAIN:loss", "TRAIN:loss", "TRAIN:acc", "TRAIN:acc"]
+
+
+def test_a_missing_stdout_is_tolerated(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "stdout", None)
+    board = DashBoard(tmp_path)
+    for m in range(2):
+        board.gauge({"loss": 1.0}, m, 0, 2, "TRAIN")
+    board.write("nowhere to go")
+    assert board.read("loss", "TRAIN") == 1.0

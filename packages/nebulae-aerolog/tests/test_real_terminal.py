@@ -22,6 +22,9 @@ board = DashBoard(sys.argv[1], divisor=5, refresh=0 if pause_file else None)
 for e in range(2):
     for m in range(20):
         board.gauge({"loss": 1.0 / (m + 1 + 20 * e), "acc": m / 20}, m, e, 20, "TRAIN", duration=0.01)
+        if e == 0 and m == 5:
+            with board.redirect():
+                print("checkpoint saved at mile", m + 1)
         if pause_file and e == 1 and m == 10:
             pause_file.write_text("paused")
             deadline = time.time() + 30
@@ -81,6 +84,7 @@ def test_a_terminal_shows_bar_curve_and_summaries_without_stray_codes(
     assert not ESCAPES.search(middle) and not ESCAPES.search(end)
     # mid-run: the first epoch's summary, then the live curve and the bar of the second epoch
     assert "| 1st Epoch ✇ 20 Miles ⧲ " in middle
+    assert middle.splitlines()[0] == "checkpoint saved at mile 6"  # printed above the board, not over it
     assert "TRAIN:loss ^" in middle
     assert "| 2nd Epoch ✇ 11 Miles ⊰⟦" in middle and "| TRAIN | loss ➠ 0.0323 | acc ➠ 0.5000 |" in middle
     curve = middle[middle.index("TRAIN:loss ^") :].splitlines()
@@ -109,4 +113,5 @@ def test_piped_output_is_plain_lines(tmp_path: Path, loop_script: Path) -> None:
         "| 1st Epoch ✇ 20 Miles",
         "| 2nd Epoch ✇ 40 Miles",
     ]
+    assert lines[1] == "checkpoint saved at mile 6"
     assert lines[-1] == "DONE"

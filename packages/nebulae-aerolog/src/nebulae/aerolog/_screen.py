@@ -136,7 +136,9 @@ class Screen:
         return text
 
     @staticmethod
-    def _emit(stream: TextIO, text: str) -> None:
+    def _emit(stream: TextIO | None, text: str) -> None:
+        if stream is None:  # pythonw and some daemons run without a stdout
+            return
         stream.write(text)
         stream.flush()
 
