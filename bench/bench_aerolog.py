@@ -104,6 +104,27 @@ def iter_track(sink) -> float:
         sys.stdout = real
 
 
+def iter_tqdm_postfix() -> float:
+    with open(os.devnull, "w") as null:
+        bar = tqdm(range(N_GAUGE), file=null)
+        t = perf_counter()
+        for i in bar:
+            bar.set_postfix(entries(i), refresh=False)
+        return perf_counter() - t
+
+
+def iter_track_gauge(sink) -> float:
+    board = DashBoard(tempfile.mkdtemp())
+    real, sys.stdout = sys.stdout, sink
+    try:
+        t = perf_counter()
+        for i in board.track(range(N_GAUGE), stage="TRAIN", epoch=0):
+            board.gauge(entries(i))
+        return perf_counter() - t
+    finally:
+        sys.stdout = real
+
+
 def import_cost() -> tuple[float, bool]:
     """Microseconds that `import nebulae.aerolog` adds after numpy, and whether matplotlib got imported."""
     code = "import numpy; import nebulae.aerolog"
@@ -158,6 +179,17 @@ def main() -> None:
         },
         1e9,
         "ns",
+    )
+    report(
+        f"track() with gauge(entry) in the body (every step timed), {N_GAUGE:,} items, per item",
+        "tqdm(iterable) + set_postfix(refresh=False)",
+        (best(iter_tqdm_postfix) - empty) / N_GAUGE,
+        {
+            "DashBoard.track + gauge, plain output": (best(lambda: iter_track_gauge(io.StringIO())) - empty)
+            / N_GAUGE
+        },
+        1e6,
+        "us",
     )
     added, matplotlib = import_cost()
     print("import nebulae.aerolog after numpy (-X importtime, best of 5)")
