@@ -10,12 +10,14 @@ Run with `flock /tmp/nebulae-bench.lock hatch run bench:aerolog`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from time import perf_counter
 
 from tqdm import tqdm
@@ -53,16 +55,23 @@ def loop_empty() -> float:
     return perf_counter() - t
 
 
-def loop_gauge(sink) -> float:
-    board = DashBoard(tempfile.mkdtemp(), window=10)
+@contextlib.contextmanager
+def board_printing_to(sink, **kwargs) -> Iterator[DashBoard]:
+    """A fresh board whose output goes to `sink` (a plain buffer, or a fake terminal)."""
+    board = DashBoard(tempfile.mkdtemp(), **kwargs)
     real, sys.stdout = sys.stdout, sink
     try:
+        yield board
+    finally:
+        sys.stdout = real
+
+
+def loop_gauge(sink) -> float:
+    with board_printing_to(sink, window=10) as board:
         t = perf_counter()
         for i in range(N_GAUGE):
             board.gauge(entries(i), i % MPE, i // MPE, MPE, "TRAIN")
         return perf_counter() - t
-    finally:
-        sys.stdout = real
 
 
 def loop_tqdm_postfix() -> float:
@@ -93,15 +102,11 @@ def iter_tqdm() -> float:
 
 
 def iter_track(sink) -> float:
-    board = DashBoard(tempfile.mkdtemp())
-    real, sys.stdout = sys.stdout, sink
-    try:
+    with board_printing_to(sink) as board:
         t = perf_counter()
         for _ in board.track(range(N_TRACK), stage="TRAIN", epoch=0):
             pass
         return perf_counter() - t
-    finally:
-        sys.stdout = real
 
 
 def iter_tqdm_postfix() -> float:
@@ -114,15 +119,11 @@ def iter_tqdm_postfix() -> float:
 
 
 def iter_track_gauge(sink) -> float:
-    board = DashBoard(tempfile.mkdtemp())
-    real, sys.stdout = sys.stdout, sink
-    try:
+    with board_printing_to(sink) as board:
         t = perf_counter()
         for i in board.track(range(N_GAUGE), stage="TRAIN", epoch=0):
             board.gauge(entries(i))
         return perf_counter() - t
-    finally:
-        sys.stdout = real
 
 
 def import_cost() -> tuple[float, bool]:
