@@ -14,7 +14,7 @@ __all__ = ["Concat", "Expand", "Identity", "Pad", "Permute", "Reshape", "Roll", 
 
 
 def _fail(craft: Craft, x: torch.Tensor, what: str, err: Exception) -> ValueError:
-    return ValueError(f"{craft.scope} ({type(craft).__name__}): cannot {what} a tensor of shape {tuple(x.shape)}: {err}")
+    return ValueError(f"{craft.scope} ({type(craft).__name__}): cannot {what} (input shape {tuple(x.shape)}): {err}")
 
 
 class Reshape(Craft):
@@ -58,7 +58,7 @@ class Expand(Craft):
         try:
             return x.unsqueeze(axis)
         except IndexError as err:
-            raise _fail(self, x, f"insert axis {axis} into", err) from err
+            raise _fail(self, x, f"insert axis {axis}", err) from err
 
 
 class Squash(Craft):
@@ -75,7 +75,7 @@ class Squash(Craft):
                 raise ValueError(f"axis {axis} has size {x.shape[axis]}, not 1")
             return x.squeeze(axis)
         except (IndexError, ValueError) as err:
-            raise _fail(self, x, f"squeeze axis {axis} of", err) from err
+            raise _fail(self, x, f"squeeze axis {axis}", err) from err
 
 
 class Tile(Craft):
