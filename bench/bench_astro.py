@@ -10,8 +10,9 @@ import statistics
 import time
 
 import torch
-from nebulae.astro import Craft, autoPad, dock
 from torch import nn
+
+from nebulae.astro import Craft, autoPad, dock
 
 CALLS = 100_000
 ROUNDS = 10
@@ -60,7 +61,9 @@ class TorchBlock(nn.Module):
 class TorchNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+        )
         chans, blocks, cin = (64, 128, 256, 512), [], 64
         for i, c in enumerate(chans):
             blocks += [TorchBlock(cin, c, 1 if i == 0 else 2), TorchBlock(c, c, 1)]

@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
+
 from nebulae.astro import Nozzle, Prober, Rudder, autoPad, autopad, coat, dock, shell
 from nebulae.kit import set_current_engine
-from torch import nn
 
 
 @pytest.fixture
@@ -26,7 +27,9 @@ def cpu_engine():
 
 
 # -- contexts ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("ctx", "grad", "flag"), [(Rudder, True, True), (Prober, True, False), (Nozzle, False, False)])
+@pytest.mark.parametrize(
+    ("ctx", "grad", "flag"), [(Rudder, True, True), (Prober, True, False), (Nozzle, False, False)]
+)
 def test_context_sets_grad_mode_and_binds_flag(ctx, grad, flag) -> None:
     with torch.no_grad() if grad else torch.enable_grad():
         with ctx() as bound:
@@ -88,8 +91,16 @@ def test_coat_before_any_engine_is_cpu() -> None:
 
 @pytest.mark.parametrize(
     ("datum", "dtype"),
-    [(1, torch.int64), (2.0, torch.float32), (True, torch.bool), ([1.0, 2.0], torch.float32), ((1, 2), torch.int64),
-     (np.float64(1.5), torch.float64), (np.int32(3), torch.int32), (np.zeros((2, 3), np.float32), torch.float32)],
+    [
+        (1, torch.int64),
+        (2.0, torch.float32),
+        (True, torch.bool),
+        ([1.0, 2.0], torch.float32),
+        ((1, 2), torch.int64),
+        (np.float64(1.5), torch.float64),
+        (np.int32(3), torch.int32),
+        (np.zeros((2, 3), np.float32), torch.float32),
+    ],
 )
 def test_coat_converts_supported_inputs(datum, dtype, cpu_engine) -> None:
     t = coat(datum)

@@ -6,9 +6,10 @@ import types
 
 import pytest
 import torch
+from torch import nn
+
 from nebulae.astro import Craft, dock, fn
 from nebulae.kit import set_current_engine
-from torch import nn
 
 
 class Net(Craft):
@@ -32,7 +33,9 @@ class Inner(Craft):
 
 
 def fake_engine(**overrides: object) -> types.SimpleNamespace:
-    attrs = dict(device="CPU", chip=[torch.device("cpu")], rank=-1, local_rank=0, gearbox=20, multi_piston=False)
+    attrs = dict(
+        device="CPU", chip=[torch.device("cpu")], rank=-1, local_rank=0, gearbox=20, multi_piston=False
+    )
     attrs.update(overrides)
     return types.SimpleNamespace(**attrs)
 
@@ -72,7 +75,7 @@ def test_value_store_walks_sub_crafts() -> None:
 def test_value_store_is_not_state() -> None:
     net = Net()
     net["x"] = torch.ones(3)
-    assert all("x" != k for k in net.state_dict())
+    assert all(k != "x" for k in net.state_dict())
 
 
 def test_value_store_rejects_slash_and_unknown_paths() -> None:

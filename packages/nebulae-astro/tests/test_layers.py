@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from nebulae.astro import dock
 from torch import nn
+
+from nebulae.astro import dock
 
 
 def grads_reach_every_parameter(craft: nn.Module, *inputs: object) -> torch.Tensor:
@@ -86,7 +87,9 @@ def test_conv_errors_name_scope_and_shapes() -> None:
 def test_transconv_reaches_out_size_and_matches_torch(ndim: int) -> None:
     torch.manual_seed(ndim)
     up = dock.TransConv(4, 2, (9,) * ndim, (3,) * ndim, stride=2, padding=1)
-    ref = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[ndim](4, 2, 3, stride=2, padding=1)
+    ref = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[ndim](
+        4, 2, 3, stride=2, padding=1
+    )
     copy_params(up, ref)
     x = torch.randn(2, 4, *(5,) * ndim)
     out = grads_reach_every_parameter(up, x)
@@ -173,7 +176,9 @@ def test_shape_ops_hand_computed() -> None:
     assert dock.Stack()([a, b]).tolist() == [[[1, 3], [2, 4]]]
     assert dock.Pad((1, 2), value=9)(torch.tensor([[1.0]])).tolist() == [[9, 1, 9, 9]]
     assert dock.Pad((1, 1), mode=dock.REPLICATE)(torch.tensor([[[1.0, 2.0]]])).tolist() == [[[1, 1, 2, 2]]]
-    assert dock.Pad((1, 1), mode=dock.REFLECT)(torch.tensor([[[1.0, 2.0, 3.0]]])).tolist() == [[[2, 1, 2, 3, 2]]]
+    assert dock.Pad((1, 1), mode=dock.REFLECT)(torch.tensor([[[1.0, 2.0, 3.0]]])).tolist() == [
+        [[2, 1, 2, 3, 2]]
+    ]
     assert dock.Identity()(x) is x
 
 
@@ -197,7 +202,7 @@ def test_shape_op_errors_name_the_scope_and_shape() -> None:
         dock.Reshape()(torch.zeros(2, 3), (4, 4))
     with pytest.raises(ValueError, match=r"CONCAT.*\(1, 2\), \(2, 3\)"):
         dock.Concat()([torch.zeros(1, 2), torch.zeros(2, 3)], 0)
-    with pytest.raises(ValueError, match="SQUASH.*size 3"):
+    with pytest.raises(ValueError, match=r"SQUASH.*size 3"):
         dock.Squash()(torch.zeros(1, 3), 1)
     with pytest.raises(ValueError, match="mode"):
         dock.Pad((1, 1), mode=1)
@@ -273,9 +278,15 @@ def test_activations_hand_computed() -> None:
 
 def test_activations_match_torch_and_prelu_trains() -> None:
     x = torch.randn(3, 4)
-    pairs = [(dock.Relu(), F.relu), (dock.LRelu(0.1), lambda t: F.leaky_relu(t, 0.1)), (dock.Gelu(), F.gelu),
-             (dock.Tanh(), torch.tanh), (dock.Sigm(), torch.sigmoid), (dock.Sftp(), F.softplus),
-             (dock.Sftm(), lambda t: F.softmax(t, -1))]
+    pairs = [
+        (dock.Relu(), F.relu),
+        (dock.LRelu(0.1), lambda t: F.leaky_relu(t, 0.1)),
+        (dock.Gelu(), F.gelu),
+        (dock.Tanh(), torch.tanh),
+        (dock.Sigm(), torch.sigmoid),
+        (dock.Sftp(), F.softplus),
+        (dock.Sftm(), lambda t: F.softmax(t, -1)),
+    ]
     for craft, ref in pairs:
         assert torch.equal(craft(x), ref(x)), craft.scope
     grads_reach_every_parameter(dock.PRelu(), x)
@@ -296,7 +307,10 @@ def test_bn_hand_computed_and_running_stats() -> None:
 @pytest.mark.parametrize("ndim", [1, 2, 3])
 def test_bn_and_in_match_torch(ndim: int) -> None:
     x = torch.randn(4, 3, *(5,) * ndim)
-    bn, ref = dock.BN(3, ndim, mmnt=0.8), {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[ndim](3, momentum=0.2)
+    bn, ref = (
+        dock.BN(3, ndim, mmnt=0.8),
+        {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[ndim](3, momentum=0.2),
+    )
     assert torch.allclose(grads_reach_every_parameter(bn, x), ref(x), atol=1e-5)
     assert torch.allclose(bn.running_var, ref.running_var) and bn.num_batches_tracked.item() == 1
     assert set(bn.state_dict()) == set(ref.state_dict())
@@ -347,7 +361,9 @@ def test_conditional_norms_take_gamma_and_beta_from_z() -> None:
     assert cbn.weights().shape == (4, 3)
     cin = dock.CIN(8, 3, 2)
     out = grads_reach_every_parameter(cin, x, z)
-    assert torch.allclose(out, F.instance_norm(x) * cin.gamma(z)[:, :, None, None] + cin.beta(z)[:, :, None, None], atol=1e-5)
+    assert torch.allclose(
+        out, F.instance_norm(x) * cin.gamma(z)[:, :, None, None] + cin.beta(z)[:, :, None, None], atol=1e-5
+    )
     with pytest.raises(ValueError, match=r"CBN.*N×8"):
         cbn(x, torch.randn(4, 7))
 

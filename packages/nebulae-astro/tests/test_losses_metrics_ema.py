@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from nebulae.astro import dock
 from torch import nn
+
+from nebulae.astro import dock
 
 
 def test_losses_hand_computed() -> None:
@@ -54,7 +55,9 @@ def test_ohem_keeps_the_hardest_negatives() -> None:
     x = torch.tensor([[[[0.0, 0.0, 0.5, 2.0, 1.0, 3.0]]]])  # 2 positives (loss < thr), 4 negatives
     ohem = dock.OHEM(per_pixel, he_ratio=0.0, np_ratio=1.0, thr=0.01)
     assert ohem(x, y).item() == pytest.approx(2.5)  # two hardest negatives: (3 + 2) / 2
-    assert dock.OHEM(per_pixel, he_ratio=0.5, np_ratio=0.0)(x, y).item() == pytest.approx(2.0)  # 3 kept: 3, 2, 1
+    assert dock.OHEM(per_pixel, he_ratio=0.5, np_ratio=0.0)(x, y).item() == pytest.approx(
+        2.0
+    )  # 3 kept: 3, 2, 1
     keep_pos = dock.OHEM(per_pixel, he_ratio=0.0, np_ratio=1.0, keep_pos=True)(x, y)
     assert keep_pos.item() == pytest.approx(5 / 4)
     mask = torch.tensor([[[[1, 1, 1, 1, 1, 0]]]])
@@ -69,7 +72,9 @@ def test_ohem_keeps_the_hardest_negatives() -> None:
 def test_accuracy_hand_computed() -> None:
     scores = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
     assert dock.AccCls(False, False)(scores, torch.tensor([1, 1, 1])).item() == pytest.approx(2 / 3)
-    assert dock.AccCls(False, True)(scores, torch.tensor([[0, 1], [1, 0], [1, 0]])).item() == pytest.approx(2 / 3)
+    assert dock.AccCls(False, True)(scores, torch.tensor([[0, 1], [1, 0], [1, 0]])).item() == pytest.approx(
+        2 / 3
+    )
     multi = torch.tensor([[0.9, 0.2], [0.6, 0.7]])
     assert dock.AccCls(True, False)(multi, torch.tensor([[1.0, 0.0], [1.0, 0.0]])).item() == 0.5
     with pytest.raises(ValueError, match="ACCCLS"):

@@ -7,8 +7,9 @@ import math
 
 import pytest
 import torch
-from nebulae.astro import Craft, dock
 from torch import nn
+
+from nebulae.astro import Craft, dock
 
 
 class TwoLayer(Craft):
@@ -37,7 +38,10 @@ def loss_of(net: nn.Module, data: tuple[torch.Tensor, torch.Tensor]) -> torch.Te
 
 
 TORCH_PAIRS = [
-    (lambda h: dock.Momentum(h, 0.1, wd=0.01), lambda p: torch.optim.SGD(p, 0.1, momentum=0.9, weight_decay=0.01)),
+    (
+        lambda h: dock.Momentum(h, 0.1, wd=0.01),
+        lambda p: torch.optim.SGD(p, 0.1, momentum=0.9, weight_decay=0.01),
+    ),
     (lambda h: dock.Nesterov(h, 0.1), lambda p: torch.optim.SGD(p, 0.1, momentum=0.9, nesterov=True)),
     (lambda h: dock.RMSProp(h, 0.01, mmnt=0.5), lambda p: torch.optim.RMSprop(p, 0.01, momentum=0.5)),
     (lambda h: dock.Adam(h, 0.01, 0.8, 0.99), lambda p: torch.optim.Adam(p, 0.01, betas=(0.8, 0.99))),

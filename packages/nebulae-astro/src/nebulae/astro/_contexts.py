@@ -17,7 +17,9 @@ class _GradContext:
     def __init__(self, *crafts: nn.Module) -> None:
         for craft in crafts:
             if not isinstance(craft, nn.Module):
-                raise TypeError(f"{type(self).__name__}() takes crafts or torch modules (got {type(craft).__name__})")
+                raise TypeError(
+                    f"{type(self).__name__}() takes crafts or torch modules (got {type(craft).__name__})"
+                )
         self._crafts = crafts
         # a stack, so that one instance can be nested in itself and reused
         self._saved: list[tuple[bool, list[bool]]] = []

@@ -26,15 +26,18 @@ def _check_channels(scope: str, in_chs: int, out_chs: int, group: int) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{scope}: '{name}' must be a positive int (got {value!r})")
     if in_chs % group or out_chs % group:
-        raise ValueError(f"{scope}: 'in_chs' ({in_chs}) and 'out_chs' ({out_chs}) must be divisible by 'group' ({group})")
+        raise ValueError(
+            f"{scope}: 'in_chs' ({in_chs}) and 'out_chs' ({out_chs}) must be divisible by 'group' ({group})"
+        )
 
 
 class _ConvBase(Craft):
     """Arguments, parameters and input checks shared by Conv and TransConv."""
 
-    def _setup(
-        self, in_chs: int, out_chs: int, kernel: Any, stride: Any, dilation: Any, group: int
-    ) -> int:
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+    def _setup(self, in_chs: int, out_chs: int, kernel: Any, stride: Any, dilation: Any, group: int) -> int:
         self.kernel = kernel_tuple(kernel, self.scope)
         ndim = len(self.kernel)
         _check_channels(self.scope, in_chs, out_chs, group)
@@ -178,5 +181,12 @@ class TransConv(_ConvBase):
     def run(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
         return self._tconv(
-            x, self.weight, self.bias, self.stride, self.padding, self._output_padding(x), self.group, self.dilation
+            x,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self._output_padding(x),
+            self.group,
+            self.dilation,
         )

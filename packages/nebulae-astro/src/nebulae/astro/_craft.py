@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from nebulae.kit import current_engine
 from torch import nn
+
+from nebulae.kit import current_engine
 
 from ._formula import fn
 

@@ -44,6 +44,9 @@ class Dense(Craft):
         torch.Size([2, 5, 7])
     """
 
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
     def __init__(
         self,
         in_chs: int,
@@ -56,7 +59,9 @@ class Dense(Craft):
         super().__init__(scope)
         _positive(scope, in_chs=in_chs, out_chs=out_chs)
         if not isinstance(axis, int) or axis == 0:
-            raise ValueError(f"{scope}: 'axis' must be a non-zero int; axis 0 is the batch axis (got {axis!r})")
+            raise ValueError(
+                f"{scope}: 'axis' must be a non-zero int; axis 0 is the batch axis (got {axis!r})"
+            )
         self.in_chs, self.out_chs, self.axis = in_chs, out_chs, axis
         make_param(self, "weight", (out_chs, in_chs), w_init)
         make_param(self, "bias", (out_chs,), b_init)
@@ -70,7 +75,12 @@ class Dense(Craft):
                 if x.dim() >= 1 and x.shape[-1] == self.in_chs:
                     raise
                 raise shape_error(self, f"{self.in_chs} features on axis -1", x) from err
-        if x.dim() < 2 or not -x.dim() <= axis < x.dim() or axis % x.dim() == 0 or x.shape[axis] != self.in_chs:
+        if (
+            x.dim() < 2
+            or not -x.dim() <= axis < x.dim()
+            or axis % x.dim() == 0
+            or x.shape[axis] != self.in_chs
+        ):
             raise shape_error(self, f"{self.in_chs} features on axis {axis} (not the batch axis)", x)
         return F.linear(x.movedim(axis, -1), self.weight, self.bias).movedim(-1, axis)
 
@@ -94,6 +104,8 @@ class Embed(Craft):
         >>> Embed(10, 4)(torch.tensor([[1, 2]])).shape
         torch.Size([1, 2, 4])
     """
+
+    weight: torch.Tensor
 
     def __init__(self, ntoken: int, token_dim: int, w_init: Any = _NORMAL, scope: str = "EMBED") -> None:
         super().__init__(scope)

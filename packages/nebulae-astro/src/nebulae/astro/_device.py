@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from nebulae.kit import current_engine
 
 __all__ = ["coat", "shell"]
@@ -59,9 +60,8 @@ def coat(datum: Any, as_const: bool = True, sync: bool = True) -> torch.Tensor:
             f"tensor (got {type(datum).__name__})"
         )
     tensor = tensor.to(_target_device(current_engine()), non_blocking=not sync)
-    if not as_const:
-        if not (tensor.is_floating_point() or tensor.is_complex()):
-            raise TypeError(f"as_const=False needs floating data to carry gradients (got dtype {tensor.dtype})")
+    if not as_const and not (tensor.is_floating_point() or tensor.is_complex()):
+        raise TypeError(f"as_const=False needs floating data to carry gradients (got dtype {tensor.dtype})")
     return tensor.requires_grad_(not as_const)
 
 

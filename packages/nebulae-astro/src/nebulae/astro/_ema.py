@@ -6,8 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from nebulae.kit import get_rank
 from torch import nn
+
+from nebulae.kit import get_rank
 
 from ._craft import Craft
 
@@ -38,7 +39,11 @@ class EMA(Craft):
     """
 
     def __init__(
-        self, hull: nn.Module, decay_fn: Callable[[int], float] = _constant_decay, on_device: bool = False, scope: str = "EMA"
+        self,
+        hull: nn.Module,
+        decay_fn: Callable[[int], float] = _constant_decay,
+        on_device: bool = False,
+        scope: str = "EMA",
     ) -> None:
         super().__init__(scope)
         if not isinstance(hull, nn.Module):
@@ -119,7 +124,9 @@ class Retroact(Craft):
         if i.dim() != 4:
             raise ValueError(f"{self.scope} (Retroact): feature maps must be N×C×H×W (got {tuple(i.shape)})")
         if not i.requires_grad:
-            raise ValueError(f"{self.scope} (Retroact): the feature maps are not part of a graph; run under Rudder or Prober")
+            raise ValueError(
+                f"{self.scope} (Retroact): the feature maps are not part of a graph; run under Rudder or Prober"
+            )
         (grad,) = torch.autograd.grad(o.sum(), i, retain_graph=True)
         cam = torch.relu((grad.mean((2, 3), keepdim=True) * i).mean(1, keepdim=True)).detach()
         low = cam.flatten(1).min(1).values.view(-1, 1, 1, 1)

@@ -6,10 +6,19 @@ from typing import Any
 
 __all__ = ["fn"]
 
-_SYMBOLS = {"cascade": ">>", "add": "+", "sub": "-", "mul": "*", "matmul": "@", "concat": "&", "or": "|", "fanout": "^"}
+_SYMBOLS = {
+    "cascade": ">>",
+    "add": "+",
+    "sub": "-",
+    "mul": "*",
+    "matmul": "@",
+    "concat": "&",
+    "or": "|",
+    "fanout": "^",
+}
 
 
-class fn:  # noqa: N801 - the public name is lower case
+class fn:
     """A node of a formula graph; operators combine nodes into composite ones.
 
     ``>>`` cascade, ``+ - *`` arithmetic, ``@`` matmul, ``&`` concat, ``|`` or, ``^`` fan-out.

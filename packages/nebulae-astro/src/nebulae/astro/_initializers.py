@@ -80,7 +80,7 @@ class Normal(Initializer):
 class Uniform(Initializer):
     """Samples of ``U(min, max)``, then ``× scale``."""
 
-    def __init__(self, min: float = -1, max: float = 1, scale: float = 1) -> None:  # noqa: A002
+    def __init__(self, min: float = -1, max: float = 1, scale: float = 1) -> None:
         if min > max:
             raise ValueError(f"'min' must not exceed 'max' (got min={min}, max={max})")
         self.min, self.max, self.scale = min, max, scale

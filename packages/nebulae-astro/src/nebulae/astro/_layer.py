@@ -31,7 +31,9 @@ def make_param(craft: Craft, name: str, shape: tuple[int, ...], init: Any) -> No
     """
     if isinstance(init, torch.Tensor):
         if tuple(init.shape) != shape:
-            raise ValueError(f"{craft.scope}: a fixed '{name}' tensor must have shape {shape} (got {tuple(init.shape)})")
+            raise ValueError(
+                f"{craft.scope}: a fixed '{name}' tensor must have shape {shape} (got {tuple(init.shape)})"
+            )
         craft.register_buffer(name, init.detach().clone())
         return
     if isinstance(init, Void) and name == "bias":
@@ -76,4 +78,6 @@ def split_padding(padding: Any, ndim: int, scope: str) -> tuple[tuple[int, ...],
 
 def shape_error(craft: Craft, expected: str, x: torch.Tensor) -> ValueError:
     """A ValueError naming the craft's scope, what it expects and the shape it got."""
-    return ValueError(f"{craft.scope} ({type(craft).__name__}): expected {expected}, got input of shape {tuple(x.shape)}")
+    return ValueError(
+        f"{craft.scope} ({type(craft).__name__}): expected {expected}, got input of shape {tuple(x.shape)}"
+    )

@@ -138,7 +138,9 @@ class OHEM(Craft):
     def run(self, x: torch.Tensor, y: torch.Tensor, m: torch.Tensor | None = None) -> torch.Tensor:
         loss = self.loss_fn(x, y)
         if loss.dim() != 4:
-            raise ValueError(f"{self.scope} (OHEM): loss_fn must return an N×C×H×W map (got shape {tuple(loss.shape)})")
+            raise ValueError(
+                f"{self.scope} (OHEM): loss_fn must return an N×C×H×W map (got shape {tuple(loss.shape)})"
+            )
         rows = loss.flatten(2) if self.chnl_wise else loss.flatten(1).unsqueeze(1)
         valid = torch.ones_like(rows, dtype=torch.bool)
         if m is not None:
@@ -151,7 +153,9 @@ class OHEM(Craft):
         keep = torch.clamp(torch.maximum(keep, torch.full_like(keep, least)), max=npix)
         ranked = rows.detach().masked_fill(~valid, float("-inf"))
         order = ranked.argsort(-1, descending=True)
-        rank = torch.empty_like(order).scatter_(-1, order, torch.arange(npix, device=rows.device).expand_as(order))
+        rank = torch.empty_like(order).scatter_(
+            -1, order, torch.arange(npix, device=rows.device).expand_as(order)
+        )
         chosen = (rank < keep.unsqueeze(-1)) & valid
         if self.keep_pos:
             chosen = chosen | pos

@@ -29,12 +29,16 @@ class AccCls(Craft):
     def run(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.multi_class:
             if x.shape != y.shape:
-                raise ValueError(f"{self.scope} (AccCls): multi-label scores {tuple(x.shape)} and targets {tuple(y.shape)} differ")
+                raise ValueError(
+                    f"{self.scope} (AccCls): multi-label scores {tuple(x.shape)} and targets {tuple(y.shape)} differ"
+                )
             hit = (x.round() == y).flatten(1).all(1)
         else:
             labels = y.argmax(1) if self.is_one_hot else y
             if labels.shape != x.shape[:1]:
-                raise ValueError(f"{self.scope} (AccCls): expected {x.shape[0]} labels for scores {tuple(x.shape)} (got {tuple(y.shape)})")
+                raise ValueError(
+                    f"{self.scope} (AccCls): expected {x.shape[0]} labels for scores {tuple(x.shape)} (got {tuple(y.shape)})"
+                )
             hit = x.argmax(1) == labels
         return hit.float().mean()
 
@@ -73,7 +77,9 @@ class SSIM(Craft):
 
     def run(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.shape != y.shape or x.dim() != 4:
-            raise ValueError(f"{self.scope} (SSIM): expected two N×C×H×W tensors of one shape (got {tuple(x.shape)} and {tuple(y.shape)})")
+            raise ValueError(
+                f"{self.scope} (SSIM): expected two N×C×H×W tensors of one shape (got {tuple(x.shape)} and {tuple(y.shape)})"
+            )
         x, y = x.flatten(1).float(), y.flatten(1).float()
         mx, my = x.mean(1), y.mean(1)
         vx, vy = x.var(1, unbiased=False), y.var(1, unbiased=False)

@@ -27,6 +27,9 @@ def _check_dim(scope: str, dim: Any) -> int:
 class _Affine(Craft):
     """A craft with an optional learnt affine ``weight``/``bias`` (``resilient``)."""
 
+    weight: torch.Tensor | None
+    bias: torch.Tensor | None
+
     def _affine(self, shape: int | tuple[int, ...], resilient: bool) -> None:
         self.resilient = resilient
         if resilient:
@@ -70,6 +73,10 @@ class Dropout(Craft):
 class _RunningNorm(_Affine):
     """Shared parameters of BN and IN: affine weight/bias and (for BN) running statistics."""
 
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    num_batches_tracked: torch.Tensor
+
     def __init__(self, out_chs: int, dim: int, mmnt: float, resilient: bool, track: bool, scope: str) -> None:
         super().__init__(scope)
         if not isinstance(out_chs, int) or out_chs < 1:
@@ -100,7 +107,9 @@ class BN(_RunningNorm):
         torch.Size([4, 3, 5, 5])
     """
 
-    def __init__(self, out_chs: int, dim: int = 2, mmnt: float = 0.9, resilient: bool = True, scope: str = "BN") -> None:
+    def __init__(
+        self, out_chs: int, dim: int = 2, mmnt: float = 0.9, resilient: bool = True, scope: str = "BN"
+    ) -> None:
         super().__init__(out_chs, dim, mmnt, resilient, True, scope)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,14 +117,23 @@ class BN(_RunningNorm):
         if self.training:
             self.num_batches_tracked.add_(1)
         return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.momentum, self.eps
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training,
+            self.momentum,
+            self.eps,
         )
 
 
 class IN(_RunningNorm):
     """Instance normalisation (per sample and channel); same arguments as :class:`BN`."""
 
-    def __init__(self, out_chs: int, dim: int = 2, mmnt: float = 0.9, resilient: bool = True, scope: str = "IN") -> None:
+    def __init__(
+        self, out_chs: int, dim: int = 2, mmnt: float = 0.9, resilient: bool = True, scope: str = "IN"
+    ) -> None:
         super().__init__(out_chs, dim, mmnt, resilient, False, scope)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
@@ -153,7 +171,9 @@ class _Conditional(Craft):
     def weights(self) -> torch.Tensor:
         """The γ of the last run (N×out_chs)."""
         if self._last_gamma is None:
-            raise RuntimeError(f"{self.scope}: weights() of a conditional norm exist only after its first run")
+            raise RuntimeError(
+                f"{self.scope}: weights() of a conditional norm exist only after its first run"
+            )
         return self._last_gamma
 
 
@@ -165,14 +185,18 @@ class CBN(_Conditional):
         torch.Size([4, 3, 5, 5])
     """
 
-    def __init__(self, in_chs: int, out_chs: int, dim: int = 2, mmnt: float = 0.9, scope: str = "CBN") -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, dim: int = 2, mmnt: float = 0.9, scope: str = "CBN"
+    ) -> None:
         super().__init__(BN(out_chs, dim, mmnt, resilient=False, scope=f"{scope}_BN"), in_chs, out_chs, scope)
 
 
 class CIN(_Conditional):
     """Conditional instance norm: ``run(x, z)``; see :class:`CBN`."""
 
-    def __init__(self, in_chs: int, out_chs: int, dim: int = 2, mmnt: float = 0.9, scope: str = "CIN") -> None:
+    def __init__(
+        self, in_chs: int, out_chs: int, dim: int = 2, mmnt: float = 0.9, scope: str = "CIN"
+    ) -> None:
         super().__init__(IN(out_chs, dim, mmnt, resilient=False, scope=f"{scope}_IN"), in_chs, out_chs, scope)
 
 
@@ -191,13 +215,17 @@ class LN(_Affine):
         super().__init__(scope)
         shape = (norm_shape,) if isinstance(norm_shape, int) else tuple(norm_shape)
         if not shape or not all(isinstance(s, int) and s >= 1 for s in shape):
-            raise ValueError(f"{scope}: 'norm_shape' must be a positive int or a tuple of them (got {norm_shape!r})")
+            raise ValueError(
+                f"{scope}: 'norm_shape' must be a positive int or a tuple of them (got {norm_shape!r})"
+            )
         self.norm_shape = shape[-1:] + shape[:-1] if len(shape) > 1 else shape
         self.eps = _EPS
         self._affine(self.norm_shape, resilient)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[x.dim() - len(self.norm_shape) :]) != self.norm_shape or x.dim() <= len(self.norm_shape):
+        if tuple(x.shape[x.dim() - len(self.norm_shape) :]) != self.norm_shape or x.dim() <= len(
+            self.norm_shape
+        ):
             raise shape_error(self, f"trailing dims {self.norm_shape}", x)
         return F.layer_norm(x, self.norm_shape, self.weight, self.bias, self.eps)
 
@@ -239,7 +267,9 @@ class SN(Craft):
         torch.Size([2, 3])
     """
 
-    def __init__(self, craft: nn.Module, niters: int = 3, eps: float = 1e-12, pname: str = "weight", scope: str = "SN") -> None:
+    def __init__(
+        self, craft: nn.Module, niters: int = 3, eps: float = 1e-12, pname: str = "weight", scope: str = "SN"
+    ) -> None:
         super().__init__(scope)
         if not isinstance(craft, nn.Module):
             raise TypeError(f"{scope}: 'craft' must be a Craft or torch module (got {type(craft).__name__})")

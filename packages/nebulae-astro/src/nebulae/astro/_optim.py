@@ -12,7 +12,7 @@ from ._craft import Craft, walk_path
 from ._rules import LambRule, LionRule
 from ._schedule import Schedule
 
-__all__ = ["AdamW", "Adam", "Lamb", "Lion", "Momentum", "Nesterov", "Optimizer", "RMSProp"]
+__all__ = ["Adam", "AdamW", "Lamb", "Lion", "Momentum", "Nesterov", "Optimizer", "RMSProp"]
 
 _STATE_KEYS = ("optimizer", "step", "calls", "scaler")
 
@@ -21,7 +21,7 @@ def _unwrap(hull: nn.Module) -> nn.Module:
     # compiled modules keep the real one in _orig_mod; (Distributed)DataParallel in .module
     while True:
         if hasattr(hull, "_orig_mod"):
-            hull = hull._orig_mod
+            hull = hull._orig_mod  # type: ignore[assignment]
         elif isinstance(hull, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
             hull = hull.module
         else:
@@ -39,14 +39,18 @@ def collect_params(hull: nn.Module, update_scope: str | Sequence[str] | None) ->
         for path in paths:
             sub = walk_path(hull, path)
             if not isinstance(sub, nn.Module):
-                raise TypeError(f"'update_scope' path {path!r} leads to a {type(sub).__name__}, not a craft or module")
+                raise TypeError(
+                    f"'update_scope' path {path!r} leads to a {type(sub).__name__}, not a craft or module"
+                )
             for p in sub.parameters():
                 if id(p) not in seen:
                     seen.add(id(p))
                     params.append(p)
     params = [p for p in params if p.requires_grad]
     if not params:
-        raise ValueError(f"the hull {type(hull).__name__} has no trainable parameters to optimize (update_scope={update_scope!r})")
+        raise ValueError(
+            f"the hull {type(hull).__name__} has no trainable parameters to optimize (update_scope={update_scope!r})"
+        )
     return params
 
 
@@ -148,7 +152,9 @@ class Optimizer(Craft):
             shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
             raise ValueError(f"{self.scope}: optz(loss) needs a scalar loss tensor (got {shape})")
         if not loss.requires_grad:
-            raise ValueError(f"{self.scope}: the loss does not require grad; compute it inside Rudder(), not Nozzle()")
+            raise ValueError(
+                f"{self.scope}: the loss does not require grad; compute it inside Rudder(), not Nozzle()"
+            )
         scaled = loss / self.grad_accum if self.grad_accum > 1 else loss
         scaler = self._get_scaler() if self.use_scaler else None
         (scaler.scale(scaled) if scaler is not None else scaled).backward()
@@ -210,7 +216,9 @@ class Momentum(Optimizer):
         >>> optz(net(torch.ones(4, 2)).pow(2).mean())
     """
 
-    def __init__(self, hull: nn.Module, lr: float, mmnt: float = 0.9, scope: str = "MOMENTUM", **shared: Any) -> None:
+    def __init__(
+        self, hull: nn.Module, lr: float, mmnt: float = 0.9, scope: str = "MOMENTUM", **shared: Any
+    ) -> None:
         self.mmnt = mmnt
         super().__init__(hull, lr, scope=scope, **shared)
 
@@ -221,7 +229,9 @@ class Momentum(Optimizer):
 class Nesterov(Optimizer):
     """SGD with Nesterov momentum ``mmnt``."""
 
-    def __init__(self, hull: nn.Module, lr: float, mmnt: float = 0.9, scope: str = "NESTEROV", **shared: Any) -> None:
+    def __init__(
+        self, hull: nn.Module, lr: float, mmnt: float = 0.9, scope: str = "NESTEROV", **shared: Any
+    ) -> None:
         self.mmnt = mmnt
         super().__init__(hull, lr, scope=scope, **shared)
 
@@ -232,7 +242,9 @@ class Nesterov(Optimizer):
 class RMSProp(Optimizer):
     """RMSProp with momentum ``mmnt`` (torch's smoothing constant 0.99)."""
 
-    def __init__(self, hull: nn.Module, lr: float, mmnt: float = 0.0, scope: str = "RMSPROP", **shared: Any) -> None:
+    def __init__(
+        self, hull: nn.Module, lr: float, mmnt: float = 0.0, scope: str = "RMSPROP", **shared: Any
+    ) -> None:
         self.mmnt = mmnt
         super().__init__(hull, lr, scope=scope, **shared)
 
@@ -241,7 +253,9 @@ class RMSProp(Optimizer):
 
 
 class _TwoMoments(Optimizer):
-    def __init__(self, hull: nn.Module, lr: float, mmnt1: float, mmnt2: float, scope: str, **shared: Any) -> None:
+    def __init__(
+        self, hull: nn.Module, lr: float, mmnt1: float, mmnt2: float, scope: str, **shared: Any
+    ) -> None:
         for name, value in (("mmnt1", mmnt1), ("mmnt2", mmnt2)):
             if not 0 <= value < 1:
                 raise ValueError(f"{scope}: '{name}' must lie in [0, 1) (got {value!r})")
@@ -252,7 +266,15 @@ class _TwoMoments(Optimizer):
 class Adam(_TwoMoments):
     """Adam with ``betas = (mmnt1, mmnt2)`` (L2 weight decay ``wd``)."""
 
-    def __init__(self, hull: nn.Module, lr: float, mmnt1: float = 0.9, mmnt2: float = 0.999, scope: str = "ADAM", **shared: Any) -> None:
+    def __init__(
+        self,
+        hull: nn.Module,
+        lr: float,
+        mmnt1: float = 0.9,
+        mmnt2: float = 0.999,
+        scope: str = "ADAM",
+        **shared: Any,
+    ) -> None:
         super().__init__(hull, lr, mmnt1, mmnt2, scope, **shared)
 
     def _build(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -262,7 +284,15 @@ class Adam(_TwoMoments):
 class AdamW(_TwoMoments):
     """AdamW: Adam with decoupled weight decay ``wd``."""
 
-    def __init__(self, hull: nn.Module, lr: float, mmnt1: float = 0.9, mmnt2: float = 0.999, scope: str = "ADAMW", **shared: Any) -> None:
+    def __init__(
+        self,
+        hull: nn.Module,
+        lr: float,
+        mmnt1: float = 0.9,
+        mmnt2: float = 0.999,
+        scope: str = "ADAMW",
+        **shared: Any,
+    ) -> None:
         super().__init__(hull, lr, mmnt1, mmnt2, scope, **shared)
 
     def _build(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -272,7 +302,15 @@ class AdamW(_TwoMoments):
 class Lion(_TwoMoments):
     """Lion: sign of interpolated momentum, decoupled weight decay ``wd``."""
 
-    def __init__(self, hull: nn.Module, lr: float, mmnt1: float = 0.9, mmnt2: float = 0.99, scope: str = "LION", **shared: Any) -> None:
+    def __init__(
+        self,
+        hull: nn.Module,
+        lr: float,
+        mmnt1: float = 0.9,
+        mmnt2: float = 0.99,
+        scope: str = "LION",
+        **shared: Any,
+    ) -> None:
         super().__init__(hull, lr, mmnt1, mmnt2, scope, **shared)
 
     def _build(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -282,7 +320,15 @@ class Lion(_TwoMoments):
 class Lamb(_TwoMoments):
     """LAMB: layer-wise trust-ratio scaled Adam direction."""
 
-    def __init__(self, hull: nn.Module, lr: float, mmnt1: float = 0.9, mmnt2: float = 0.999, scope: str = "LAMB", **shared: Any) -> None:
+    def __init__(
+        self,
+        hull: nn.Module,
+        lr: float,
+        mmnt1: float = 0.9,
+        mmnt2: float = 0.999,
+        scope: str = "LAMB",
+        **shared: Any,
+    ) -> None:
         super().__init__(hull, lr, mmnt1, mmnt2, scope, **shared)
 
     def _build(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:

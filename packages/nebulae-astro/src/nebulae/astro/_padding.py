@@ -23,7 +23,7 @@ def as_tuple(value: int | Sequence[int], ndim: int, name: str) -> tuple[int, ...
     return out
 
 
-def autoPad(  # noqa: N802 - the brochure's name
+def autoPad(
     in_size: Sequence[int] | None,
     kernel: Sequence[int],
     stride: int | Sequence[int] = 1,
@@ -60,7 +60,12 @@ def autoPad(  # noqa: N802 - the brochure's name
     strides = as_tuple(stride, ndim, "stride")
     dilations = as_tuple(dilation, ndim, "dilation")
     sizes = None if not in_size else as_tuple(in_size, ndim, "in_size")
-    for name, values in (("kernel", kernel), ("stride", strides), ("dilation", dilations), ("in_size", sizes)):
+    for name, values in (
+        ("kernel", kernel),
+        ("stride", strides),
+        ("dilation", dilations),
+        ("in_size", sizes),
+    ):
         if values is not None and min(values) < 1:
             raise ValueError(f"'{name}' entries must be >= 1 (got {values})")
     pads: list[int] = []

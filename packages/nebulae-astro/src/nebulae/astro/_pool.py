@@ -23,7 +23,12 @@ class _Pool(Craft):
     _is_max = True
 
     def __init__(
-        self, kernel: Sequence[int], stride: int | Sequence[int] = 2, padding: int | Sequence[int] = 0, *, scope: str
+        self,
+        kernel: Sequence[int],
+        stride: int | Sequence[int] = 2,
+        padding: int | Sequence[int] = 0,
+        *,
+        scope: str,
     ) -> None:
         super().__init__(scope)
         if isinstance(kernel, int) or not 1 <= len(kernel) <= 3:

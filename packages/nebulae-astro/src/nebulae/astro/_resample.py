@@ -42,15 +42,20 @@ class Zoom(Craft):
         super().__init__(scope)
         size, scale = tuple(size or ()), tuple(scale or ())
         if bool(size) == bool(scale):
-            raise ValueError(f"{scope}: give exactly one of 'size' and 'scale' (got size={size}, scale={scale})")
+            raise ValueError(
+                f"{scope}: give exactly one of 'size' and 'scale' (got size={size}, scale={scale})"
+            )
         if interp not in tuple(Interp):
-            raise ValueError(f"{scope}: 'interp' must be NEAREST=0, LINEAR=1, CUBIC=2 or AREA=3 (got {interp!r})")
+            raise ValueError(
+                f"{scope}: 'interp' must be NEAREST=0, LINEAR=1, CUBIC=2 or AREA=3 (got {interp!r})"
+            )
         self.ndim = len(size or scale)
         if self.ndim not in (1, 2, 3):
             raise ValueError(f"{scope}: 'size'/'scale' must have 1 to 3 entries (got {size or scale})")
         if interp == Interp.CUBIC and self.ndim != 2:
             raise ValueError(f"{scope}: CUBIC interpolation is 2-d only (got {self.ndim}-d)")
         self.size, self.scale, self.interp = size or None, scale or None, Interp(interp)
+        self.align: bool | None
         if self.interp == Interp.LINEAR:
             self.mode, self.align = _LINEAR_MODES[self.ndim], aligned
         elif self.interp == Interp.CUBIC:

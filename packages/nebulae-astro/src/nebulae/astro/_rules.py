@@ -32,7 +32,13 @@ class _Rule(torch.optim.Optimizer):
 class LionRule(_Rule):
     """Lion (sign momentum): ``p ← p·(1 − lr·wd) − lr·sign(β1·m + (1 − β1)·g)``; ``m ← β2·m + (1 − β2)·g``."""
 
-    def __init__(self, params: Iterable[Any], lr: float, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.99),
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
 
     def _update(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:

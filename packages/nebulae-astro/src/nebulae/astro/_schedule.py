@@ -7,6 +7,7 @@ get a ``LambdaLR`` driven by the same multiplier.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -26,10 +27,11 @@ class Schedule:
 
     def __call__(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
         """A ``LambdaLR`` on ``optimizer`` following this schedule (for plain torch training loops)."""
-        lambdas = [
-            (lambda t, lr0=group.get("initial_lr", group["lr"]): self.multiplier(t, lr0)) for group in optimizer.param_groups
-        ]
+        lambdas = [self._for(group.get("initial_lr", group["lr"])) for group in optimizer.param_groups]
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+
+    def _for(self, lr0: float) -> Callable[[int], float]:
+        return lambda t: self.multiplier(t, lr0)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"

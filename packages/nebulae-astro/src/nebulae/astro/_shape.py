@@ -14,7 +14,9 @@ __all__ = ["Concat", "Expand", "Identity", "Pad", "Permute", "Reshape", "Roll", 
 
 
 def _fail(craft: Craft, x: torch.Tensor, what: str, err: Exception) -> ValueError:
-    return ValueError(f"{craft.scope} ({type(craft).__name__}): cannot {what} (input shape {tuple(x.shape)}): {err}")
+    return ValueError(
+        f"{craft.scope} ({type(craft).__name__}): cannot {what} (input shape {tuple(x.shape)}): {err}"
+    )
 
 
 class Reshape(Craft):
@@ -97,7 +99,9 @@ class Roll(Craft):
     def __init__(self, scope: str = "ROLL") -> None:
         super().__init__(scope)
 
-    def run(self, x: torch.Tensor, shift: int | Sequence[int], axis: int | Sequence[int] | None = None) -> torch.Tensor:
+    def run(
+        self, x: torch.Tensor, shift: int | Sequence[int], axis: int | Sequence[int] | None = None
+    ) -> torch.Tensor:
         try:
             return torch.roll(x, shift, axis)  # type: ignore[arg-type]
         except (RuntimeError, IndexError) as err:
@@ -115,7 +119,9 @@ class Concat(Craft):
             return torch.cat(list(tensors), axis)
         except RuntimeError as err:
             shapes = [tuple(t.shape) for t in tensors]
-            raise ValueError(f"{self.scope} (Concat): cannot concatenate shapes {shapes} on axis {axis}: {err}") from err
+            raise ValueError(
+                f"{self.scope} (Concat): cannot concatenate shapes {shapes} on axis {axis}: {err}"
+            ) from err
 
 
 class Stack(Craft):
@@ -129,7 +135,9 @@ class Stack(Craft):
             return torch.stack(list(tensors), axis)
         except RuntimeError as err:
             shapes = [tuple(t.shape) for t in tensors]
-            raise ValueError(f"{self.scope} (Stack): cannot stack shapes {shapes} on axis {axis}: {err}") from err
+            raise ValueError(
+                f"{self.scope} (Stack): cannot stack shapes {shapes} on axis {axis}: {err}"
+            ) from err
 
 
 _PAD_MODES = {PadMode.CONSTANT: "constant", PadMode.REFLECT: "reflect", PadMode.REPLICATE: "replicate"}
@@ -154,9 +162,13 @@ class Pad(Craft):
     ) -> None:
         super().__init__(scope)
         if mode not in _PAD_MODES:
-            raise ValueError(f"{scope}: 'mode' must be CONSTANT=10, REFLECT=11 or REPLICATE=12 (got {mode!r})")
+            raise ValueError(
+                f"{scope}: 'mode' must be CONSTANT=10, REFLECT=11 or REPLICATE=12 (got {mode!r})"
+            )
         if isinstance(padding, int) or len(padding) % 2:
-            raise ValueError(f"{scope}: 'padding' must be a flat tuple of (before, after) pairs (got {padding!r})")
+            raise ValueError(
+                f"{scope}: 'padding' must be a flat tuple of (before, after) pairs (got {padding!r})"
+            )
         self.padding, self.mode, self.value = tuple(padding), _PAD_MODES[PadMode(mode)], value
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
