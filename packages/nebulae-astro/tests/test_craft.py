@@ -105,6 +105,7 @@ def test_gear_cpu_engine_returns_self() -> None:
     assert next(net.parameters()).device.type == "cpu"
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_gear_static_engine_returns_compiled_wrapper() -> None:
     net = Net()
     module = net.gear(fake_engine(gearbox=21))
@@ -170,3 +171,36 @@ def test_gear_gpu_engine_moves_to_cuda_and_mixp_float16() -> None:
         assert low(torch.randn(2, 4, device="cuda", dtype=torch.float16)).dtype == torch.float16
     finally:
         set_current_engine(None)
+
+
+def test_brochure_example_networks_agree() -> None:
+    class NetNeb(dock.Craft):
+        def __init__(self, nclass: int, scope: str = "NEB") -> None:
+            super().__init__(scope)
+            self.flat = dock.Reshape()
+            self.fc = dock.Dense(512, nclass)
+
+        def run(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.flat(x, (-1, 512))
+            return self.fc(x)
+
+    class NetTorch(dock.Craft):
+        def __init__(self, nclass: int, scope: str = "TORCH") -> None:
+            super().__init__(scope)
+            self.fc = torch.nn.Linear(512, nclass)
+
+        def run(self, x: torch.Tensor) -> torch.Tensor:
+            x = x.view(-1, 512)
+            return self.fc(x)
+
+    neb, ref = NetNeb(10), NetTorch(10)
+    ref.load_state_dict(neb.state_dict())  # same parameter names and shapes
+    x = torch.randn(3, 8, 64)
+    assert neb.scope == "NEB" and torch.allclose(neb(x), ref(x), atol=1e-6)
+
+
+def test_crafts_nest_inside_plain_torch_code() -> None:
+    seq = nn.Sequential(dock.Dense(4, 3), nn.ReLU(), Inner())
+    out = seq(torch.randn(2, 4))
+    assert out.shape == (2, 3) and set(seq.state_dict()) == {"0.weight", "0.bias"}
+    assert seq[2]["act"] is not None
