@@ -118,6 +118,19 @@ def test_ema_update_on_off_and_forwarding() -> None:
     assert ema.shadow["weight"].device.type == "cpu"
 
 
+def test_ema_shadow_travels_in_state_dict(tmp_path) -> None:
+    torch.manual_seed(0)
+    ema = dock.EMA(nn.Linear(2, 2), decay_fn=lambda step: 0.5)
+    with torch.no_grad():
+        ema.hull.weight.add_(1.0)
+    ema.update()
+    torch.save(ema.state_dict(), tmp_path / "ema.pt")
+    other = dock.EMA(nn.Linear(2, 2))
+    other.load_state_dict(torch.load(tmp_path / "ema.pt", weights_only=True))
+    assert other.count == 1 and all(torch.equal(other.shadow[k], ema.shadow[k]) for k in ema.shadow)
+    assert torch.equal(other.hull.weight, ema.hull.weight)
+
+
 def test_ema_updates_only_on_rank_zero_or_below(monkeypatch: pytest.MonkeyPatch) -> None:
     net = nn.Linear(1, 1)
     ema = dock.EMA(net)

@@ -102,6 +102,18 @@ class EMA(Craft):
             self.hull.load_state_dict(self._backup)
             self._backup = None
 
+    def get_extra_state(self) -> dict[str, Any]:
+        """The shadow and the update count travel in ``state_dict()`` (key ``_extra_state``)."""
+        return {"shadow": dict(self.shadow), "count": self.count}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        missing = set(self.shadow) - set(state["shadow"])
+        if missing:
+            raise KeyError(f"{self.scope}: the saved EMA shadow lacks {sorted(missing)}")
+        for key, value in state["shadow"].items():
+            self.shadow[key].copy_(value)
+        self.count = int(state["count"])
+
     def gear(self, gr: Any) -> nn.Module:
         module = super().gear(gr)
         if self.on_device and not isinstance(gr, bool):
