@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from . import dock
 from .__about__ import __version__
+from ._craft import Craft
+from ._formula import fn
+from ._warnings import AstroWarning
 
-__all__ = ["__version__"]
+__all__ = ["AstroWarning", "Craft", "__version__", "dock", "fn"]
