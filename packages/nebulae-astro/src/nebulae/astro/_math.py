@@ -110,7 +110,7 @@ class Clip(Craft):
         check_tensor(self.scope, "x", x)
         if isinstance(ranges, numbers.Real) and not isinstance(ranges, bool):
             if ranges < 0:
-                raise ValueError(f"{self.scope}: a scalar 'ranges' r means (-r, r) and must be >= 0 (got {ranges})")
+                raise ValueError(f"{self.scope}: 'ranges' as a scalar r means (-r, r) and must be >= 0 (got {ranges})")
             low, high = -ranges, ranges
         elif isinstance(ranges, (tuple, list)) and len(ranges) == 2:
             low, high = ranges

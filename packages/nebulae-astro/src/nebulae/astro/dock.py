@@ -7,6 +7,45 @@ from ._initializers import Normal, Ones, Orthog, Uniform, Void, XavierNorm, Xavi
 
 # --- the rest of the set (issue 6) ---
 
+from . import _rest
+from ._rest import (
+    D2S,
+    FFT,
+    IFFT,
+    LSTM,
+    QR,
+    RNN,
+    S2D,
+    Argmax,
+    Argmin,
+    BiLSTM,
+    BiRNN,
+    Clip,
+    Cos,
+    Dot,
+    Eigen,
+    Exp,
+    Gather,
+    Grad,
+    GraphConvAdj,
+    GraphConvEig,
+    GraphConvLap,
+    Log,
+    MHAttn,
+    Max,
+    MaxEigen,
+    Maxele,
+    Mean,
+    Min,
+    Minele,
+    Retroact,
+    Scatter,
+    Sin,
+    SpDot,
+    Sqrt,
+    Sum,
+)
+
 __all__ = [
     "Craft",
     "Normal",
@@ -18,3 +57,4 @@ __all__ = [
     "XavierUnif",
     "Zeros",
 ]
+__all__ = sorted({*__all__, *_rest.__all__})
