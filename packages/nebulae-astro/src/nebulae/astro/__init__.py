@@ -4,8 +4,26 @@ from __future__ import annotations
 
 from . import dock
 from .__about__ import __version__
+from ._contexts import Nozzle, Prober, Rudder
 from ._craft import Craft
+from ._device import coat, shell
 from ._formula import fn
+from ._padding import autoPad, autopad
 from ._warnings import AstroWarning
 
-__all__ = ["AstroWarning", "Craft", "__version__", "dock", "fn"]
+# --- the rest of the set (issue 6) ---
+
+__all__ = [
+    "AstroWarning",
+    "Craft",
+    "Nozzle",
+    "Prober",
+    "Rudder",
+    "__version__",
+    "autoPad",
+    "autopad",
+    "coat",
+    "dock",
+    "fn",
+    "shell",
+]
