@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nebulae.astro import dock
 
 
@@ -137,3 +139,22 @@ def test_graph_convs_report_shape_errors():
         dock.GraphConvLap(2, 1, 1, [[1.0]])
     with pytest.raises(ValueError, match="GRAPHCONVLAP: 'order' must be an int >= 1"):
         dock.GraphConvLap(0, 1, 1, torch.eye(2))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    m=st.integers(1, 6),
+    p=st.integers(1, 6),
+    density=st.floats(0.0, 1.0),
+    sparse_left=st.booleans(),
+)
+def test_spdot_equals_the_dense_product_property(n, m, p, density, sparse_left):
+    gen = torch.Generator().manual_seed(n * 100 + m * 10 + p)
+    x = torch.randn(n, m, generator=gen, dtype=torch.float64)
+    x = x * (torch.rand(n, m, generator=gen, dtype=torch.float64) < density)
+    y = torch.randn(m, p, generator=gen, dtype=torch.float64)
+    if sparse_left:
+        torch.testing.assert_close(dock.SpDot()(x.to_sparse(), y), x @ y)
+    else:
+        torch.testing.assert_close(dock.SpDot()(y.T, x.T.to_sparse()), y.T @ x.T)

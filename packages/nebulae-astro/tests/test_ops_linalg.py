@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nebulae.astro import dock
 
 
@@ -128,3 +130,20 @@ def test_fft_rejects_bad_dim_and_too_few_axes():
         dock.FFT(4)
     with pytest.raises(ValueError, match=r"IFFT: a 2-d transform needs at least 2 axes \(got \(3,\)\)"):
         dock.IFFT(2)(torch.zeros(3))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+    dim=st.integers(1, 3),
+    normal=st.booleans(),
+)
+def test_fft_ifft_round_trip_property(shape, dim, normal):
+    dim = min(dim, len(shape))
+    m = torch.randn(*shape, dtype=torch.float64)
+    ft = dock.FFT(dim)(m, normal=normal, in_pair=False)
+    torch.testing.assert_close(dock.IFFT(dim)(ft, normal=normal, real=True), m)
+    # Parseval: with the orthonormal scaling, energy is preserved per transformed block
+    if normal:
+        energy = m.square().sum()
+        torch.testing.assert_close(ft.abs().square().sum(), energy)
