@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+
 from nebulae.astro import dock, hangar
 
 
@@ -125,7 +126,9 @@ def test_resgan_every_norm_selector_runs_forward_and_backward(norm_fn):
 
 def test_resgan_attention_and_spectral_norm():
     torch.manual_seed(0)
-    gan = hangar.ResGAN((8, 8, 1), latent_dim=4, base_chs=8, attention=True, spec_norm=True, w_init=dock.XavierUnif())
+    gan = hangar.ResGAN(
+        (8, 8, 1), latent_dim=4, base_chs=8, attention=True, spec_norm=True, w_init=dock.XavierUnif()
+    )
     names = [name for name, _ in gan.named_parameters()]
     assert any("parametrizations.weight.original" in name or name.endswith("weight_orig") for name in names)
     assert gan.G.attention is not None and gan.D.attention is not None
@@ -171,7 +174,9 @@ def test_vaes_forward_backward_and_eval_determinism(build):
 
 def test_vae_parameter_count_hand_computed():
     # encoder 64→32, heads 32→4 twice, decoder 4→32→64
-    assert count(hangar.VAE((8, 8, 1), 32, 4)) == (64 * 32 + 32) + 2 * (32 * 4 + 4) + (4 * 32 + 32) + (32 * 64 + 64)
+    assert count(hangar.VAE((8, 8, 1), 32, 4)) == (64 * 32 + 32) + 2 * (32 * 4 + 4) + (4 * 32 + 32) + (
+        32 * 64 + 64
+    )
 
 
 def test_vqvae_outputs_codes_and_straight_through_gradients():
@@ -186,7 +191,11 @@ def test_vqvae_outputs_codes_and_straight_through_gradients():
     nearest = torch.cdist(flat, vq.codebook.detach()).argmin(1)
     assert torch.equal(nearest, codes.flatten())
     torch.testing.assert_close(quantized.permute(0, 2, 3, 1).reshape(-1, 16), vq.codebook[codes.flatten()])
-    loss = F.mse_loss(recon, x) + F.mse_loss(quantized, encoded.detach()) + 0.25 * F.mse_loss(encoded, quantized.detach())
+    loss = (
+        F.mse_loss(recon, x)
+        + F.mse_loss(quantized, encoded.detach())
+        + 0.25 * F.mse_loss(encoded, quantized.detach())
+    )
     loss.backward()
     assert_all_parameters_get_gradients(vq)
     assert vq.encoder.down1.weight.grad.abs().sum() > 0  # reached through the straight-through estimator

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from nebulae.astro import dock, hangar
 
 pytestmark = [
@@ -39,7 +40,7 @@ def test_linalg_and_spectral_ops_on_cuda():
 
 def test_recurrent_and_attention_on_cuda_backward():
     lstm = dock.BiLSTM(4, 8).cuda()
-    y, h, c = lstm(torch.randn(5, 2, 4, device="cuda"))
+    y, _, _ = lstm(torch.randn(5, 2, 4, device="cuda"))
     attn = dock.MHAttn(2, 16, 16, 16).cuda()
     out, _ = attn(y, y, y)
     out.sum().backward()

@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from nebulae.astro import dock
 
 
@@ -131,11 +132,13 @@ def test_graph_convs_state_dict_holds_only_parameters():
 
 def test_graph_convs_report_shape_errors():
     conv = dock.GraphConvAdj(2, 3, torch.eye(3))
-    with pytest.raises(ValueError, match=r"GRAPHCONVADJ: 'x' must be V×C or N×V×C with V=3 nodes and C=2 .*\(got \(3, 4\)\)"):
+    with pytest.raises(
+        ValueError, match=r"GRAPHCONVADJ: 'x' must be V×C or N×V×C with V=3 nodes and C=2 .*\(got \(3, 4\)\)"
+    ):
         conv(torch.zeros(3, 4))
     with pytest.raises(ValueError, match="GRAPHCONVEIG: 'eigm' must be a square"):
         dock.GraphConvEig(1, 1, torch.zeros(2, 3))
-    with pytest.raises(TypeError, match="GRAPHCONVLAP: 'lap' must be a torch.Tensor or a NumPy array"):
+    with pytest.raises(TypeError, match=r"GRAPHCONVLAP: 'lap' must be a torch.Tensor or a NumPy array"):
         dock.GraphConvLap(2, 1, 1, [[1.0]])
     with pytest.raises(ValueError, match="GRAPHCONVLAP: 'order' must be an int >= 1"):
         dock.GraphConvLap(0, 1, 1, torch.eye(2))

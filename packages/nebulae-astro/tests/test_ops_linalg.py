@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from nebulae.astro import dock
 
 
@@ -23,7 +24,7 @@ def test_qr_complete_and_reduced_shapes_and_reconstruction():
 
 def test_qr_hand_computed():
     # columns (3, 4) and (0, 5): |first column| = 5, and R is upper triangular
-    q, r = dock.QR()(torch.tensor([[3.0, 0.0], [4.0, 5.0]], dtype=torch.float64))
+    _, r = dock.QR()(torch.tensor([[3.0, 0.0], [4.0, 5.0]], dtype=torch.float64))
     assert abs(r[0, 0].item()) == pytest.approx(5.0)
     assert abs(r[1, 1].item()) == pytest.approx(3.0)
     assert r[1, 0].item() == 0.0
@@ -63,7 +64,9 @@ def test_eigen_rejects_non_square():
 
 def test_max_eigen_hand_computed_three_steps_from_ones():
     # v: (1,1) -> (3,1) -> (9,1) -> (27,1), normalised; Rayleigh quotient (3*729 + 1) / 730
-    value, vector = dock.MaxEigen(niters=3)(torch.diag(torch.tensor([3.0, 1.0], dtype=torch.float64)), v0=torch.ones(2))
+    value, vector = dock.MaxEigen(niters=3)(
+        torch.diag(torch.tensor([3.0, 1.0], dtype=torch.float64)), v0=torch.ones(2)
+    )
     assert value.item() == pytest.approx(2188 / 730)
     torch.testing.assert_close(vector, torch.tensor([27.0, 1.0], dtype=torch.float64) / 730**0.5)
 

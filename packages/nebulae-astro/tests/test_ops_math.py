@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from nebulae.astro import dock
 from nebulae.astro._math import (
     Argmax,
@@ -32,7 +33,13 @@ from nebulae.astro._math import (
 
 @pytest.mark.parametrize(
     ("craft", "ref", "scope"),
-    [(Sqrt, np.sqrt, "SQRT"), (Exp, np.exp, "EXP"), (Log, np.log, "LOG"), (Sin, np.sin, "SIN"), (Cos, np.cos, "COS")],
+    [
+        (Sqrt, np.sqrt, "SQRT"),
+        (Exp, np.exp, "EXP"),
+        (Log, np.log, "LOG"),
+        (Sin, np.sin, "SIN"),
+        (Cos, np.cos, "COS"),
+    ],
 )
 def test_elementwise_ops_agree_with_numpy_and_pass_gradients(craft, ref, scope):
     op = craft()
@@ -59,7 +66,7 @@ def test_elementwise_ops_hand_computed_values():
 
 
 def test_elementwise_rejects_non_tensors_naming_the_scope():
-    with pytest.raises(TypeError, match="SQRT: 't' must be a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"SQRT: 't' must be a torch.Tensor"):
         Sqrt()([1.0, 4.0])
 
 
@@ -167,7 +174,9 @@ def test_dot_modes_agree_with_torch_and_hand_computed():
     x, y = torch.randn(3, 2, 4), torch.randn(3, 4, 5)
     torch.testing.assert_close(Dot()(x, y, in_batch=True), torch.bmm(x, y))
     u, v = torch.randn(2, 3, 4), torch.randn(4, 3, 6)
-    torch.testing.assert_close(Dot()(u, v, axes=([1, 2], [1, 0])), torch.tensordot(u, v, dims=([1, 2], [1, 0])))
+    torch.testing.assert_close(
+        Dot()(u, v, axes=([1, 2], [1, 0])), torch.tensordot(u, v, dims=([1, 2], [1, 0]))
+    )
 
 
 def test_dot_gradients_reach_both_operands():

@@ -61,7 +61,9 @@ class MHAttn(Craft):
         for name, t, chs in zip("qkv", (q, k, v), self.chs, strict=True):
             check_tensor(self.scope, name, t, 3)
             if t.shape[-1] != chs:
-                raise ValueError(f"{self.scope}: '{name}' must have {chs} channels on its last axis (got {shape_of(t)})")
+                raise ValueError(
+                    f"{self.scope}: '{name}' must have {chs} channels on its last axis (got {shape_of(t)})"
+                )
         if k.shape[:2] != v.shape[:2] or q.shape[1] != k.shape[1]:
             raise ValueError(
                 f"{self.scope}: q L×N×C, k S×N×C and v S×N×C must agree on N and S "

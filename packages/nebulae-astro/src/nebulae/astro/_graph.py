@@ -24,14 +24,23 @@ def _as_matrix(scope: str, name: str, m: Any) -> torch.Tensor:
     if not isinstance(m, torch.Tensor):
         raise TypeError(f"{scope}: '{name}' must be a torch.Tensor or a NumPy array (got {type(m).__name__})")
     if m.dim() != 2 or m.shape[0] != m.shape[1]:
-        raise ValueError(f"{scope}: '{name}' must be a square V×V matrix over the graph's nodes (got {shape_of(m)})")
+        raise ValueError(
+            f"{scope}: '{name}' must be a square V×V matrix over the graph's nodes (got {shape_of(m)})"
+        )
     return m.float() if not m.is_floating_point() else m
 
 
 class _GraphConv(Craft):
     """Shared parts: the channel projection ``W`` (no bias), an optional bias, the input check."""
 
-    def __init__(self, in_chs: int, out_chs: int, nnodes: int, w_init: Init, b_init: Init, scope: str) -> None:
+    # graph structure buffers, registered by the subclasses
+    eigm: torch.Tensor
+    powers: torch.Tensor
+    adj: torch.Tensor
+
+    def __init__(
+        self, in_chs: int, out_chs: int, nnodes: int, w_init: Init, b_init: Init, scope: str
+    ) -> None:
         super().__init__(scope)
         check_positive_int(scope, "in_chs", in_chs)
         check_positive_int(scope, "out_chs", out_chs)

@@ -15,7 +15,9 @@ __all__ = ["FFT", "IFFT", "QR", "Eigen", "MaxEigen"]
 def _check_square(scope: str, m: Any) -> torch.Tensor:
     check_tensor(scope, "m", m)
     if m.dim() < 2 or m.shape[-1] != m.shape[-2]:
-        raise ValueError(f"{scope}: 'm' must be a square matrix or a batch of them, ...×n×n (got {shape_of(m)})")
+        raise ValueError(
+            f"{scope}: 'm' must be a square matrix or a batch of them, ...×n×n (got {shape_of(m)})"
+        )
     return m
 
 
@@ -106,7 +108,9 @@ class MaxEigen(Craft):
         else:
             check_tensor(self.scope, "v0", v0)
             if v0.shape[-1] != n:
-                raise ValueError(f"{self.scope}: 'v0' must have {n} entries on its last axis (got {shape_of(v0)})")
+                raise ValueError(
+                    f"{self.scope}: 'v0' must have {n} entries on its last axis (got {shape_of(v0)})"
+                )
             v = v0.to(m.dtype)
         v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         for _ in range(self.niters):

@@ -108,16 +108,24 @@ class Clip(Craft):
 
     def run(self, x: torch.Tensor, ranges: Any, in_place: bool = False) -> torch.Tensor:
         check_tensor(self.scope, "x", x)
+        low: Any
+        high: Any
         if isinstance(ranges, numbers.Real) and not isinstance(ranges, bool):
             if ranges < 0:
-                raise ValueError(f"{self.scope}: 'ranges' as a scalar r means (-r, r) and must be >= 0 (got {ranges})")
+                raise ValueError(
+                    f"{self.scope}: 'ranges' as a scalar r means (-r, r) and must be >= 0 (got {ranges})"
+                )
             low, high = -ranges, ranges
         elif isinstance(ranges, (tuple, list)) and len(ranges) == 2:
             low, high = ranges
             if isinstance(low, numbers.Real) and isinstance(high, numbers.Real) and low > high:
-                raise ValueError(f"{self.scope}: 'ranges' must be (low, high) with low <= high (got {ranges!r})")
+                raise ValueError(
+                    f"{self.scope}: 'ranges' must be (low, high) with low <= high (got {ranges!r})"
+                )
         else:
-            raise TypeError(f"{self.scope}: 'ranges' must be a number r or a pair (low, high) (got {ranges!r})")
+            raise TypeError(
+                f"{self.scope}: 'ranges' must be a number r or a pair (low, high) (got {ranges!r})"
+            )
         if low is None and high is None:
             raise ValueError(f"{self.scope}: 'ranges' (None, None) clips nothing; give at least one bound")
         return x.clamp_(low, high) if in_place else torch.clamp(x, low, high)
@@ -132,7 +140,9 @@ class _Reduction(Craft):
     def _reduce(self, x: torch.Tensor, axis: Any, keepdim: bool) -> torch.Tensor:
         raise NotImplementedError
 
-    def run(self, x: torch.Tensor, axis: int | Sequence[int] | None = None, reduce: bool = True) -> torch.Tensor:
+    def run(
+        self, x: torch.Tensor, axis: int | Sequence[int] | None = None, reduce: bool = True
+    ) -> torch.Tensor:
         check_tensor(self.scope, "x", x)
         if axis is None:
             if not reduce:
@@ -336,7 +346,9 @@ class Scatter(Craft):
     def __init__(self, scope: str = "SCATTER") -> None:
         super().__init__(scope)
 
-    def run(self, x: torch.Tensor, y: Any, axis: int, idx: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+    def run(
+        self, x: torch.Tensor, y: Any, axis: int, idx: torch.Tensor, in_place: bool = False
+    ) -> torch.Tensor:
         check_tensor(self.scope, "x", x)
         axis = check_axis(self.scope, x, axis)  # type: ignore[assignment]
         _check_index(self.scope, x, idx)
@@ -393,7 +405,12 @@ class Grad(Craft):
                 "use coat(x, as_const=False) and run inside Rudder() or Prober()"
             )
         grads = torch.autograd.grad(
-            o, inputs, grad_outputs=torch.ones_like(o), create_graph=True, retain_graph=True, allow_unused=True
+            o,
+            inputs,
+            grad_outputs=torch.ones_like(o),
+            create_graph=True,
+            retain_graph=True,
+            allow_unused=True,
         )
         grads = tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, inputs, strict=True))
         return grads if isinstance(i, (tuple, list)) else grads[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import nn
 
@@ -12,7 +14,7 @@ __all__ = ["LSTM", "RNN", "BiLSTM", "BiRNN"]
 
 
 class _Recurrent(Craft):
-    _cell: type[nn.RNNBase]
+    _cell: Any  # nn.RNN or nn.LSTM
     _bidirectional: bool
 
     def __init__(self, in_chs: int, hid_chs: int, nlayers: int, scope: str) -> None:
@@ -41,7 +43,7 @@ class _Recurrent(Craft):
 
     def weights(self) -> torch.Tensor:
         """The first layer's input-to-hidden weight."""
-        return self.rnn.weight_ih_l0
+        return cast(torch.Tensor, self.rnn.weight_ih_l0)
 
 
 class RNN(_Recurrent):

@@ -1,4 +1,4 @@
-"""The rest of the dock set (issue 6): math, linalg, sparse, graph, recurrent, attention, Grad-CAM."""
+"""The rest of the dock set (issue 6): math, linalg, sparse, graph, recurrent, attention."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ from ._math import (
     Sum,
 )
 from ._recurrent import LSTM, RNN, BiLSTM, BiRNN
-from ._retroact import Retroact
 from ._sparse import D2S, S2D, SpDot
 
 __all__ = [
@@ -59,7 +58,6 @@ __all__ = [
     "Mean",
     "Min",
     "Minele",
-    "Retroact",
     "Scatter",
     "Sin",
     "SpDot",

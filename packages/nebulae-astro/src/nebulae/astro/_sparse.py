@@ -53,7 +53,9 @@ class SpDot(Craft):
         check_tensor(self.scope, "x", x, ndim)
         check_tensor(self.scope, "y", y, ndim)
         if not (x.is_sparse or y.is_sparse):
-            raise ValueError(f"{self.scope}: one of 'x' and 'y' must be a sparse tensor; use Dot for dense ones")
+            raise ValueError(
+                f"{self.scope}: one of 'x' and 'y' must be a sparse tensor; use Dot for dense ones"
+            )
         if x.shape[-1] != y.shape[-2] or (in_batch and x.shape[0] != y.shape[0]):
             raise ValueError(f"{self.scope}: x {shape_of(x)} and y {shape_of(y)} do not chain")
         if x.is_sparse and y.is_sparse:

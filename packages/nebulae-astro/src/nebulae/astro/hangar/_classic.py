@@ -23,7 +23,7 @@ __all__ = ["VGG_16", "Resnet_V2", "Resnet_V2_50", "Resnet_V2_101", "Resnet_V2_15
 _VGG_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 
 
-class VGG_16(Craft):  # noqa: N801 - the original's public name
+class VGG_16(Craft):
     """VGG-16: thirteen 3×3 convolutions in five stages, then a convolutional classifier head.
 
     The head pools globally, then applies two 1×1 convolutions (512→4096→4096, the fully
@@ -79,7 +79,9 @@ def _same(size: tuple[int, int], kernel: int, stride: int) -> tuple[tuple[int, .
 class _Bottleneck(Craft):
     """Pre-activation bottleneck unit: BN-ReLU, then 1×1, 3×3 (strided), 1×1 convolutions."""
 
-    def __init__(self, in_chs: int, mid_chs: int, out_chs: int, stride: int, size: tuple[int, int], scope: str) -> None:
+    def __init__(
+        self, in_chs: int, mid_chs: int, out_chs: int, stride: int, size: tuple[int, int], scope: str
+    ) -> None:
         super().__init__(scope)
         pad, self.out_size = _same(size, 3, stride)
         self.pre = BN(in_chs, 2)
@@ -100,7 +102,7 @@ class _Bottleneck(Craft):
         return self.conv3(h) + skip
 
 
-class Resnet_V2(Craft):  # noqa: N801 - the original's public name
+class Resnet_V2(Craft):
     """Pre-activation ResNet (He et al., 2016) with bottleneck units and 'SAME' padding.
 
     ``run(x)``: ``N×C×H×W`` → globally pooled features ``N×2048×1×1``. The padding is worked
@@ -143,7 +145,7 @@ class Resnet_V2(Craft):  # noqa: N801 - the original's public name
         return self.gpool(F.relu(self.post(y)))
 
 
-class Resnet_V2_50(Resnet_V2):  # noqa: N801
+class Resnet_V2_50(Resnet_V2):
     """ResNet-V2-50: stages of [3, 4, 6, 3] bottleneck units (about 23.5 M parameters).
 
     Example:
@@ -155,14 +157,14 @@ class Resnet_V2_50(Resnet_V2):  # noqa: N801
         super().__init__(in_shape, (3, 4, 6, 3), scope)
 
 
-class Resnet_V2_101(Resnet_V2):  # noqa: N801
+class Resnet_V2_101(Resnet_V2):
     """ResNet-V2-101: stages of [3, 4, 23, 3] bottleneck units (about 42.5 M parameters)."""
 
     def __init__(self, in_shape: Any, scope: str = "RESNET_V2_101") -> None:
         super().__init__(in_shape, (3, 4, 23, 3), scope)
 
 
-class Resnet_V2_152(Resnet_V2):  # noqa: N801
+class Resnet_V2_152(Resnet_V2):
     """ResNet-V2-152: stages of [3, 8, 36, 3] bottleneck units (about 58.1 M parameters)."""
 
     def __init__(self, in_shape: Any, scope: str = "RESNET_V2_152") -> None:

@@ -97,7 +97,9 @@ class SelfAttention(Craft):
     ``y = γ · attend(x) + x`` with ``γ`` starting at 0, so the block starts as the identity.
     """
 
-    def __init__(self, chs: int, spec_norm: bool = False, w_init: Any = None, scope: str = "ATTENTION") -> None:
+    def __init__(
+        self, chs: int, spec_norm: bool = False, w_init: Any = None, scope: str = "ATTENTION"
+    ) -> None:
         super().__init__(scope)
         inner = max(1, chs // 8)
         kw = {} if w_init is None else {"w_init": w_init}

@@ -133,7 +133,9 @@ class DCGAN(_Pair):
         torch.Size([2, 3, 16, 16])
     """
 
-    def __init__(self, in_shape: Any, latent_dim: int = 128, base_chs: int = 64, scope: str = "DCGAN") -> None:
+    def __init__(
+        self, in_shape: Any, latent_dim: int = 128, base_chs: int = 64, scope: str = "DCGAN"
+    ) -> None:
         super().__init__(scope)
         shape = check_in_shape(scope, in_shape, multiple=4)
         self.latent_dim = _check_latent(scope, latent_dim)
@@ -145,7 +147,15 @@ class _ResUp(Craft):
     """Residual generator block: norm-ReLU-up-conv3×3-norm-ReLU-conv3×3, plus an upsampled 1×1 shortcut."""
 
     def __init__(
-        self, in_chs: int, out_chs: int, out_hw: tuple[int, int], norm_fn: Any, cond: int, sn: bool, w_init: Any, scope: str
+        self,
+        in_chs: int,
+        out_chs: int,
+        out_hw: tuple[int, int],
+        norm_fn: Any,
+        cond: int,
+        sn: bool,
+        w_init: Any,
+        scope: str,
     ) -> None:
         super().__init__(scope)
         in_hw = (out_hw[0] // 2, out_hw[1] // 2)
@@ -179,7 +189,14 @@ class _ResDown(Craft):
 
 class _ResGenerator(Craft):
     def __init__(
-        self, in_shape: tuple[int, int, int], latent_dim: int, base: int, norm_fn: Any, attention: bool, sn: bool, w_init: Any
+        self,
+        in_shape: tuple[int, int, int],
+        latent_dim: int,
+        base: int,
+        norm_fn: Any,
+        attention: bool,
+        sn: bool,
+        w_init: Any,
     ) -> None:
         super().__init__("G")
         h, w, c = in_shape
@@ -202,7 +219,9 @@ class _ResGenerator(Craft):
 
 
 class _ResDiscriminator(Craft):
-    def __init__(self, in_shape: tuple[int, int, int], base: int, attention: bool, sn: bool, w_init: Any) -> None:
+    def __init__(
+        self, in_shape: tuple[int, int, int], base: int, attention: bool, sn: bool, w_init: Any
+    ) -> None:
         super().__init__("D")
         c = in_shape[2]
         self.block1 = _ResDown(c, base, True, sn, w_init, "BLOCK1")

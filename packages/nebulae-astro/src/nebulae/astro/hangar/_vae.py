@@ -31,6 +31,7 @@ class _Variational(Craft):
     ``z = mu``, so reconstructions are deterministic.
     """
 
+    in_shape: tuple[int, int, int]
     mu: nn.Module
     logvar: nn.Module
 
@@ -102,7 +103,9 @@ class DCVAE(_Variational):
         torch.Size([2, 3, 16, 16])
     """
 
-    def __init__(self, in_shape: Any, latent_dim: int = 128, base_chs: int = 32, scope: str = "DCVAE") -> None:
+    def __init__(
+        self, in_shape: Any, latent_dim: int = 128, base_chs: int = 32, scope: str = "DCVAE"
+    ) -> None:
         super().__init__(scope)
         h, w, c = self.in_shape = check_in_shape(scope, in_shape, multiple=4)
         _positive(scope, latent_dim=latent_dim, base_chs=base_chs)
@@ -229,7 +232,9 @@ class VQVAE(Craft):
         n, d, h, w = encoded.shape
         flat = encoded.permute(0, 2, 3, 1).reshape(-1, d)
         dist = (
-            flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.T + self.codebook.pow(2).sum(1).unsqueeze(0)
+            flat.pow(2).sum(1, keepdim=True)
+            - 2 * flat @ self.codebook.T
+            + self.codebook.pow(2).sum(1).unsqueeze(0)
         )
         codes = dist.argmin(dim=1)
         quantized = self.codebook[codes].view(n, h, w, d).permute(0, 3, 1, 2)
