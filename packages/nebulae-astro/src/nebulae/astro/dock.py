@@ -25,42 +25,31 @@ from ._shape import Concat, Expand, Identity, Pad, Permute, Reshape, Roll, Squas
 # --- the rest of the set (issue 6) ---
 # isort: split
 
-from ._rest import (
-    D2S,
-    FFT,
-    IFFT,
-    LSTM,
-    QR,
-    RNN,
-    S2D,
+from ._attention import MHAttn
+from ._graph import GraphConvAdj, GraphConvEig, GraphConvLap
+from ._linalg import FFT, IFFT, QR, Eigen, MaxEigen
+from ._math import (
     Argmax,
     Argmin,
-    BiLSTM,
-    BiRNN,
     Clip,
     Cos,
     Dot,
-    Eigen,
     Exp,
     Gather,
     Grad,
-    GraphConvAdj,
-    GraphConvEig,
-    GraphConvLap,
     Log,
     Max,
-    MaxEigen,
     Maxele,
     Mean,
-    MHAttn,
     Min,
     Minele,
     Scatter,
     Sin,
-    SpDot,
     Sqrt,
     Sum,
 )
+from ._recurrent import LSTM, RNN, BiLSTM, BiRNN
+from ._sparse import D2S, S2D, SpDot
 
 __all__ = [
     "AREA",
