@@ -224,3 +224,23 @@ def test_vae_overfits_a_tiny_batch():
         opt.step()
     after = recon_error()
     assert after < 0.02 < before
+
+
+def conv_count(cin: int, cout: int, k: int, bias: bool = True) -> int:
+    return cin * cout * k * k + (cout if bias else 0)
+
+
+def test_dcgan_parameter_count_hand_computed():
+    gan = hangar.DCGAN((16, 12, 3), latent_dim=8, base_chs=4)
+    seed = 8 * 4 * 3  # 2·base channels at H/4×W/4
+    g = (8 * seed + seed) + 2 * 8 + conv_count(8, 4, 4) + 2 * 4 + conv_count(4, 3, 4)
+    d = conv_count(3, 4, 4) + conv_count(4, 8, 4) + 2 * 8 + (seed + 1)
+    assert (count(gan.G), count(gan.D)) == (g, d)
+
+
+def test_vqvae_parameter_count_hand_computed():
+    hid, half, ncodes, c = 16, 8, 32, 1
+    residual = conv_count(hid, half, 3) + conv_count(half, hid, 1)
+    encoder = conv_count(c, half, 4) + conv_count(half, hid, 4) + conv_count(hid, hid, 3) + 2 * residual
+    decoder = conv_count(hid, hid, 3) + 2 * residual + conv_count(hid, half, 4) + conv_count(half, c, 4)
+    assert count(hangar.VQVAE((8, 8, c), hid, ncodes)) == encoder + ncodes * hid + decoder
