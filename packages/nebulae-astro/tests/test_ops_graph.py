@@ -161,3 +161,15 @@ def test_spdot_equals_the_dense_product_property(n, m, p, density, sparse_left):
         torch.testing.assert_close(dock.SpDot()(x.to_sparse(), y), x @ y)
     else:
         torch.testing.assert_close(dock.SpDot()(y.T, x.T.to_sparse()), y.T @ x.T)
+
+
+def test_graph_conv_input_gradients_pass_gradcheck():
+    lap = _path_graph_laplacian(3).double()
+    x = torch.randn(2, 3, 2, dtype=torch.float64, requires_grad=True)
+    for conv in (
+        dock.GraphConvLap(2, 2, 2, lap),
+        dock.GraphConvEig(2, 2, torch.linalg.eigh(lap)[1]),
+        dock.GraphConvAdj(2, 2, lap),
+    ):
+        conv = conv.double()
+        assert torch.autograd.gradcheck(conv, (x,)), conv.scope

@@ -150,3 +150,20 @@ def test_fft_ifft_round_trip_property(shape, dim, normal):
     if normal:
         energy = m.square().sum()
         torch.testing.assert_close(ft.abs().square().sum(), energy)
+
+
+def test_spectral_and_eigen_gradients_pass_gradcheck():
+    m = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: dock.FFT(2)(t)[1], (m,))
+    assert torch.autograd.gradcheck(
+        lambda t: dock.IFFT(1)(dock.FFT(1)(t, in_pair=False) * 2, real=True), (m,)
+    )
+    a = torch.randn(4, 4, dtype=torch.float64)
+    sym = (a @ a.T + 4 * torch.eye(4, dtype=torch.float64)).requires_grad_(True)
+    v0 = torch.ones(4, dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda t: dock.MaxEigen(niters=5)((t + t.T) / 2, in_pair=False, v0=v0), (sym,)
+    )
+    assert torch.autograd.gradcheck(
+        lambda t: dock.QR()(t, reduced=True)[1], (m.T.detach().clone().requires_grad_(True),)
+    )
