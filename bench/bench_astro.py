@@ -151,5 +151,10 @@ def bench_resnet() -> None:
 
 
 if __name__ == "__main__":
+    import runpy
+    from pathlib import Path
+
     bench_overhead()
     bench_resnet()
+    # the rest of the set (issue 6): LSTM, MHAttn, sparse, graph and eigen crafts
+    runpy.run_path(str(Path(__file__).with_name("bench_astro_set.py")), run_name="bench_astro_set")["main"]()

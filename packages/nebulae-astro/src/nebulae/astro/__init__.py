@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import dock
+from . import dock, hangar
 from .__about__ import __version__
 from ._contexts import Nozzle, Prober, Rudder
 from ._craft import Craft
@@ -10,8 +10,6 @@ from ._device import coat, shell
 from ._formula import fn
 from ._padding import autoPad, autopad
 from ._warnings import AstroWarning
-
-# --- the rest of the set (issue 6) ---
 
 __all__ = [
     "AstroWarning",
@@ -25,5 +23,6 @@ __all__ = [
     "coat",
     "dock",
     "fn",
+    "hangar",
     "shell",
 ]

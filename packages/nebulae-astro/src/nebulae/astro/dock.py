@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._activation import Gelu, LRelu, PRelu, Relu, Sftm, Sftp, Sigm, Tanh
+from ._attention import MHAttn
 from ._constants import AREA, CONSTANT, CUBIC, LINEAR, NEAREST, REFLECT, REPLICATE, Interp, PadMode
 from ._contexts import Nozzle, Prober, Rudder
 from ._conv import Conv, TransConv
@@ -11,23 +12,10 @@ from ._dense import Dense, Embed
 from ._device import coat, shell
 from ._ema import EMA, Retroact
 from ._formula import fn
-from ._initializers import Normal, Ones, Orthog, Uniform, Void, XavierNorm, XavierUnif, Zeros
-from ._loss import MAE, MSE, OHEM, Charbon, Huber, SftmXE, SigmXE
-from ._metric import PSNR, SSIM, AccCls
-from ._norm import BN, CBN, CIN, GN, IN, LN, SN, Dropout
-from ._optim import Adam, AdamW, Lamb, Lion, Momentum, Nesterov, RMSProp
-from ._padding import autoPad, autopad
-from ._pool import AvgPool, MaxPool
-from ._resample import SubPix, SurPix, Zoom
-from ._schedule import CosLR, ExpLR, PolyLR, StepLR, WavyLR
-from ._shape import Concat, Expand, Identity, Pad, Permute, Reshape, Roll, Squash, Stack, Tile
-
-# --- the rest of the set (issue 6) ---
-# isort: split
-
-from ._attention import MHAttn
 from ._graph import GraphConvAdj, GraphConvEig, GraphConvLap
+from ._initializers import Normal, Ones, Orthog, Uniform, Void, XavierNorm, XavierUnif, Zeros
 from ._linalg import FFT, IFFT, QR, Eigen, MaxEigen
+from ._loss import MAE, MSE, OHEM, Charbon, Huber, SftmXE, SigmXE
 from ._math import (
     Argmax,
     Argmin,
@@ -48,7 +36,15 @@ from ._math import (
     Sqrt,
     Sum,
 )
+from ._metric import PSNR, SSIM, AccCls
+from ._norm import BN, CBN, CIN, GN, IN, LN, SN, Dropout
+from ._optim import Adam, AdamW, Lamb, Lion, Momentum, Nesterov, RMSProp
+from ._padding import autoPad, autopad
+from ._pool import AvgPool, MaxPool
 from ._recurrent import LSTM, RNN, BiLSTM, BiRNN
+from ._resample import SubPix, SurPix, Zoom
+from ._schedule import CosLR, ExpLR, PolyLR, StepLR, WavyLR
+from ._shape import Concat, Expand, Identity, Pad, Permute, Reshape, Roll, Squash, Stack, Tile
 from ._sparse import D2S, S2D, SpDot
 
 __all__ = [
@@ -58,42 +54,71 @@ __all__ = [
     "CIN",
     "CONSTANT",
     "CUBIC",
+    "D2S",
     "EMA",
+    "FFT",
     "GN",
+    "IFFT",
     "IN",
     "LINEAR",
     "LN",
+    "LSTM",
     "MAE",
     "MSE",
     "NEAREST",
     "OHEM",
     "PSNR",
+    "QR",
     "REFLECT",
     "REPLICATE",
+    "RNN",
+    "S2D",
     "SN",
     "SSIM",
     "AccCls",
     "Adam",
     "AdamW",
+    "Argmax",
+    "Argmin",
     "AvgPool",
+    "BiLSTM",
+    "BiRNN",
     "Charbon",
+    "Clip",
     "Concat",
     "Conv",
+    "Cos",
     "CosLR",
     "Craft",
     "Dense",
+    "Dot",
     "Dropout",
+    "Eigen",
     "Embed",
+    "Exp",
     "ExpLR",
     "Expand",
+    "Gather",
     "Gelu",
+    "Grad",
+    "GraphConvAdj",
+    "GraphConvEig",
+    "GraphConvLap",
     "Huber",
     "Identity",
     "Interp",
     "LRelu",
     "Lamb",
     "Lion",
+    "Log",
+    "MHAttn",
+    "Max",
+    "MaxEigen",
     "MaxPool",
+    "Maxele",
+    "Mean",
+    "Min",
+    "Minele",
     "Momentum",
     "Nesterov",
     "Normal",
@@ -112,15 +137,20 @@ __all__ = [
     "Retroact",
     "Roll",
     "Rudder",
+    "Scatter",
     "Sftm",
     "SftmXE",
     "Sftp",
     "Sigm",
     "SigmXE",
+    "Sin",
+    "SpDot",
+    "Sqrt",
     "Squash",
     "Stack",
     "StepLR",
     "SubPix",
+    "Sum",
     "SurPix",
     "Tanh",
     "Tile",
@@ -137,41 +167,4 @@ __all__ = [
     "coat",
     "fn",
     "shell",
-]
-# the issue-6 names (the lead folds them into the sorted list above when merging)
-__all__ += [
-    "D2S",
-    "FFT",
-    "IFFT",
-    "LSTM",
-    "QR",
-    "RNN",
-    "S2D",
-    "Argmax",
-    "Argmin",
-    "BiLSTM",
-    "BiRNN",
-    "Clip",
-    "Cos",
-    "Dot",
-    "Eigen",
-    "Exp",
-    "Gather",
-    "Grad",
-    "GraphConvAdj",
-    "GraphConvEig",
-    "GraphConvLap",
-    "Log",
-    "MHAttn",
-    "Max",
-    "MaxEigen",
-    "Maxele",
-    "Mean",
-    "Min",
-    "Minele",
-    "Scatter",
-    "Sin",
-    "SpDot",
-    "Sqrt",
-    "Sum",
 ]
