@@ -81,18 +81,18 @@ def main() -> None:
                 )
             finally:
                 impl.atomic_save = original
-            rows.append((f"save{'' if fsync else ' (no fsync)'}", base, ours))
+            rows.append((f"save (drop){'' if fsync else ', no fsync'}", base, ours))
         base, ours = _paired(
             lambda: torch.load(base_path, map_location="cpu", weights_only=True),
             lambda: tm.to(target, "run.pth"),
             args.repeat,
         )
-        rows.append(("load", base, ours))
+        rows.append(("load (to)", base, ours))
 
     print(f"TimeMachine on a {size:.0f} MB model, median of {args.repeat} (1 torch thread)")
-    print(f"{'operation':<20} {'baseline s':>11} {'TimeMachine s':>14} {'ratio':>7}  target <= 1.10")
+    print(f"{'operation':<20} {'baseline s':>11} {'TimeMachine s':>14} {'ratio':>9}  (target <= 1.10 x)")
     for name, base, ours in rows:
-        print(f"{name:<20} {base:>11.4f} {ours:>14.4f} {ours / base:>7.3f}")
+        print(f"{name:<20} {base:>11.4f} {ours:>14.4f} {ours / base:>7.3f} x")
 
 
 if __name__ == "__main__":
