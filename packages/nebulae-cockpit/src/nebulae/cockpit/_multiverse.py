@@ -392,6 +392,8 @@ class Multiverse:
             raise RuntimeError("Multiverse.sync() needs the process group: call mv.init() first")
         nccl = dist.get_backend() == "nccl"
         device = self._device() if nccl else torch.device("cpu")
+        if nccl:
+            torch.cuda.set_device(device)  # NCCL collectives (and the seed broadcast) run on this device
         several = isinstance(models, list | tuple)
         synced = tuple(self._wrap(model, device, nccl) for model in (models if several else (models,)))
         if data is None:
