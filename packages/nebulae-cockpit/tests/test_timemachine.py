@@ -247,6 +247,7 @@ def test_meta_must_be_json(tmp_path):
         TimeMachine(save_path=tmp_path, verbose=False).drop(Net(), meta={"t": torch.zeros(1)})
 
 
+@pytest.mark.filterwarnings("ignore:.*torch.jit:DeprecationWarning")  # raised inside torch.compile's import
 def test_wrappers_are_unwrapped_on_drop_and_to(tmp_path):
     tm = TimeMachine(ckpt_path=tmp_path, save_path=tmp_path, verbose=False)
     src = Net()
