@@ -115,6 +115,31 @@ def stall(mv: Multiverse, outdir: str) -> None:
     torch.distributed.all_reduce(torch.ones(1))
 
 
+def node_choice(mv: Multiverse, outdir: str) -> None:
+    """Under torchrun: local rank 0 chooses and leases the node's GPUs, the other rank reads them."""
+    import warnings
+
+    from nebulae.cockpit import GPU
+    from nebulae.cockpit._lease import holder_pid
+    from nebulae.kit.testing import FakeGPU, fake_nvml
+
+    mv.init()
+    with fake_nvml([FakeGPU(free_mib=5000), FakeGPU(free_mib=9000), FakeGPU(free_mib=7000)]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # CPU torch sees no CUDA device
+            engine = Engine(GPU, ngpu=mv.nworld, verbose=False)
+    torch.distributed.barrier()
+    report = {
+        "gpus": [gpu.index for gpu in engine.gpus],
+        "holders": [holder_pid(gpu.uuid) for gpu in engine.gpus],
+        "pid": os.getpid(),
+        "local_rank": engine.local_rank,
+        "visible": os.environ["CUDA_VISIBLE_DEVICES"],
+    }
+    torch.save(report, os.path.join(outdir, f"rank{mv.rank}.pt"))
+    torch.distributed.barrier()  # rank 0 keeps its leases until every rank has read them
+
+
 def linger(mv: Multiverse, outdir: str) -> None:
     with open(os.path.join(outdir, f"pid{os.environ['RANK']}"), "w") as handle:
         handle.write(str(os.getpid()))
@@ -141,6 +166,8 @@ def main() -> int:
             Multiverse(train, 2)(outdir)
         elif scenario == "gpu":
             Multiverse(gpu_train, int(os.environ.get("NWORLD", "1")))(outdir)
+        elif scenario == "node_choice":
+            Multiverse(node_choice, 2)(outdir)
         elif scenario == "linger":
             Multiverse(linger, 2)(outdir)
         elif scenario == "fail":

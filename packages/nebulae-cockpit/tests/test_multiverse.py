@@ -109,6 +109,18 @@ def test_torchrun_launch_joins_the_launched_group(tmp_path):
 
 
 @pytest.mark.slow
+def test_under_torchrun_local_rank_zero_chooses_and_leases_the_nodes_gpus(tmp_path):
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    done = _run([*launcher, SCENARIOS, "node_choice"], tmp_path, OMP_NUM_THREADS="1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    first, second = _reports(tmp_path)
+    assert first["gpus"] == second["gpus"] == [1, 2]  # the two with the most free memory
+    assert first["holders"] == second["holders"] == [first["pid"], first["pid"]]
+    assert (first["local_rank"], second["local_rank"]) == (0, 1)
+    assert first["visible"] == second["visible"] == "1,2"
+
+
+@pytest.mark.slow
 def test_parent_assigns_and_leases_gpus_that_children_inherit(tmp_path):
     done = _scenario("environment", tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
