@@ -124,10 +124,10 @@ def node_choice(mv: Multiverse, outdir: str) -> None:
     from nebulae.kit.testing import FakeGPU, fake_nvml
 
     mv.init()
-    with fake_nvml([FakeGPU(free_mib=5000), FakeGPU(free_mib=9000), FakeGPU(free_mib=7000)]):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # CPU torch sees no CUDA device
-            engine = Engine(GPU, ngpu=mv.nworld, verbose=False)
+    gpus = [FakeGPU(free_mib=5000), FakeGPU(free_mib=9000), FakeGPU(free_mib=7000)]
+    with fake_nvml(gpus), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CPU torch sees no CUDA device
+        engine = Engine(GPU, ngpu=mv.nworld, verbose=False)
     torch.distributed.barrier()
     report = {
         "gpus": [gpu.index for gpu in engine.gpus],
