@@ -53,7 +53,7 @@ def _baseline_save(state: dict, path: str, fsync: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mb", type=int, default=100, help="model size in MB (float32)")
-    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
