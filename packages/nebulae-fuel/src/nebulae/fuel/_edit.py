@@ -12,7 +12,7 @@ import numpy as np
 
 from ._constants import FRAME_KEY, HDF5_SUFFIXES, META_KEY, NPZ_SUFFIXES
 from ._csv import split_dtype
-from ._writer import _write_npy
+from ._writer import _write_npy, write_rows
 
 _SLAB_ROWS = 1024
 
@@ -161,7 +161,7 @@ def _merge_hdf5(paths: list[str], tmp: str, dtype: dict[str, str]) -> None:
                             padded = np.zeros((k, frames, *block.shape[2:]), dtype=block.dtype)
                             padded[:, : block.shape[1]] = block
                             block = padded
-                        ds[at : at + k] = block
+                        write_rows(ds, at, block)
                         at += k
                 total = max(total, rows)
             if "nebulae_total_rows" in out.attrs:

@@ -29,6 +29,15 @@ def _object_array(items: list[Any], dtype: Any = None) -> np.ndarray:
     return out
 
 
+def write_rows(ds: Any, start: int, block: np.ndarray) -> None:
+    """ds[start:start+len(block)] = block; object (vlen) blocks go through write_direct, because h5py's
+    __setitem__ turns equal-length vlen items into an extra axis and then fails to broadcast."""
+    if block.dtype == object:
+        ds.write_direct(np.ascontiguousarray(block), dest_sel=np.s_[start : start + len(block)])
+    else:
+        ds[start : start + len(block)] = block
+
+
 def _np_base(base: str) -> np.dtype:
     return np.dtype(bool) if base == "bool" else np.dtype(base)
 
@@ -109,7 +118,7 @@ class HDF5Writer:
             data = _object_array(col.values, base)
             self.file.create_dataset(col.name, shape=(len(data),), dtype=h5py.vlen_dtype(base))
             if len(data):
-                self.file[col.name][:] = data
+                write_rows(self.file[col.name], 0, data)
         else:
             self.file.create_dataset(col.name, data=col.to_array())
 
@@ -132,9 +141,9 @@ class HDF5Writer:
             for i, frames in enumerate(items):
                 for j in range(lay.max_frames):
                     slab[i, j] = frames[j] if j < len(frames) else empty
-            self.image[start : start + k] = slab
+            write_rows(self.image, start, slab)
         else:
-            self.image[start : start + k] = _object_array(items)
+            write_rows(self.image, start, _object_array(items))
 
     def finish(self) -> None:
         self.file.flush()
