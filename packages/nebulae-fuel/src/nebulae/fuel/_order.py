@@ -33,5 +33,5 @@ def rank_batch(
     if in_same_size or rem >= g:
         return order[start + rank * batch_size : start + (rank + 1) * batch_size]
     per = -(-rem // nworld)
-    padded = np.concatenate([order[start:], order[: per * nworld - rem]])
+    padded = order[np.arange(start, start + per * nworld) % n]  # wraps around, repeatedly if n < nworld
     return padded[rank * per : (rank + 1) * per]

@@ -350,7 +350,13 @@ class ProcessExecutor:
         worker = self.workers[self.next_worker]
         self.next_worker = (self.next_worker + 1) % len(self.workers)
         self.task_ids += 1
-        worker.conn.send(("task", self.task_ids, key[0], key[1], np.asarray(indices), worker.take_freed()))
+        try:
+            worker.conn.send(("task", self.task_ids, key[0], key[1], np.asarray(indices), worker.take_freed()))
+        except OSError:
+            worker.proc.join(1)
+            raise RuntimeError(
+                f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})"
+            ) from None
         self.owner[key] = (worker, self.task_ids)
 
     def _receive(self, worker: _Worker) -> None:
