@@ -8,7 +8,7 @@ __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 import importlib as _importlib
 
-from .__about__ import __version__
+from .__about__ import __version__ as __version__
 
 # attribute -> the distribution that provides it
 _PROVIDERS = {

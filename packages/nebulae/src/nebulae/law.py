@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nebulae.kit import Constant, Law
 
-__all__ = ["Constant", "Law", "Multiverse"]
+__all__ = ["Constant", "Law", "Multiverse"]  # noqa: F822 - Multiverse resolves lazily
 
 
 def __getattr__(name: str):
@@ -12,7 +12,7 @@ def __getattr__(name: str):
     # `nebulae.law` importable with only nebulae-kit installed.
     if name == "Multiverse":
         try:
-            from nebulae.cockpit import Multiverse
+            from nebulae.cockpit import Multiverse  # type: ignore[attr-defined]
         except ModuleNotFoundError as exc:
             if exc.name not in ("nebulae.cockpit",):
                 raise
