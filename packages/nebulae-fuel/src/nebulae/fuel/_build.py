@@ -11,7 +11,7 @@ import numpy as np
 from ._collate import _Stack, plan
 from ._csv import split_dtype
 from ._rng import clear_batch, reseed_globals, restore_globals, seed_batch
-from ._source import Data, Source
+from ._source import Data, Source, prefetch
 
 
 def cast(value: Any, dtype: str) -> Any:
@@ -22,6 +22,19 @@ def cast(value: Any, dtype: str) -> Any:
     if isinstance(value, list):
         return value
     return np.asarray(value).astype(base, copy=False)
+
+
+class Gather(_Stack):
+    """RAW rows gathered from the memory map directly into the batch buffer."""
+
+    def __init__(self, source: Source, key: str, rows: np.ndarray, row_shape: tuple[int, ...]) -> None:
+        self.source, self.key, self.rows = source, key, rows
+        self.arrays = None  # type: ignore[assignment]
+        self.dtype = np.dtype(np.uint8)
+        self.shape = (len(rows), *row_shape)
+
+    def fill(self, out: np.ndarray) -> np.ndarray:
+        return self.source.raw_gather(self.key, self.rows, out)
 
 
 class Block(_Stack):
@@ -116,7 +129,8 @@ class BatchBuilder:
 
     def _fetch(self, data: Data, indices: np.ndarray) -> list[Any]:
         if self.fetch_fn is not None:
-            return [self.fetch_fn(data, int(i)) for i in indices]
+            with prefetch(data, list(self.specf), indices):
+                return [self.fetch_fn(data, int(i)) for i in indices]
         columns = {k: data[k].take(indices) for k in self.specf}
         return [{k: cast(columns[k][j], t) for k, t in self.specf.items()} for j in range(len(indices))]
 
@@ -124,9 +138,9 @@ class BatchBuilder:
         out: dict[str, Any] = {}
         source = data.source
         for key, dtype in self.specf.items():
-            raw = source.raw_rows(key, indices)
-            if raw is not None:
-                out[key] = Block(raw)
+            row_shape = source.raw_shape(key)
+            if row_shape is not None:
+                out[key] = Gather(source, key, np.asarray(indices), row_shape)
                 continue
             values = [cast(v, dtype) for v in data[key].take(indices)]
             out[key] = to_plan(plan(values)) if values else []

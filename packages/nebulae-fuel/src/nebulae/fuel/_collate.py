@@ -54,6 +54,9 @@ def leaves(tree: Any) -> list[_Stack]:
 def materialise(tree: Any, alloc: Alloc | None = None) -> Any:
     """Run the pending stacks, into arrays from `alloc(shape, dtype)` (fresh ones by default)."""
     if isinstance(tree, _Stack):
+        if hasattr(tree, "fill"):  # gathered straight from storage
+            out = np.empty(tree.shape, tree.dtype) if alloc is None else alloc(tree.shape, tree.dtype)
+            return tree.fill(out)
         if isinstance(tree.arrays, np.ndarray):  # an already stacked block
             if alloc is None:
                 return tree.arrays

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -61,6 +62,8 @@ class _Shard:
         self.images: dict[str, dict[str, Any]] = {}
         self.cache: dict[str, Any] = {}
         self.maps: dict[str, Any] = {}
+        self.datasets: dict[str, Any] = {}
+        self.counts: dict[str, Any] = {}
         name = os.path.basename(path)
         if kind == "hdf5":
             import h5py
@@ -103,7 +106,7 @@ class _Shard:
 
     def length(self, key: str) -> int:
         if self.kind == "hdf5":
-            shape = self.raw[key].shape
+            shape = self.dataset(key).shape
         elif key + "__frames" in self.files:
             return len(self._npz(key + "__frames")) - 1
         elif key + "__offsets" in self.files:
@@ -114,6 +117,12 @@ class _Shard:
             raise ValueError(f"{os.path.basename(self.path)}: {key!r} is a scalar, not a column")
         return int(shape[0])
 
+    def dataset(self, key: str) -> Any:
+        # h5py's group lookup costs ~100 us; rows are read one by one, so keep the Dataset objects
+        if key not in self.datasets:
+            self.datasets[key] = self.raw[key]
+        return self.datasets[key]
+
     def max_frames(self) -> int:
         if self.kind == "hdf5":
             return int(self.raw[FRAME_KEY][()]) if FRAME_KEY in self.raw else 0
@@ -122,6 +131,7 @@ class _Shard:
     def close(self) -> None:
         self.cache.clear()
         self.maps.clear()
+        self.datasets.clear()
         try:
             self.raw.close()
         except Exception:  # noqa: BLE001 - closing an already broken handle
@@ -145,7 +155,7 @@ class _Shard:
     def _read_hdf5(self, key: str, rows: np.ndarray) -> list[Any]:
         import h5py
 
-        ds = self.raw[key]
+        ds = self.dataset(key)
         if key not in self.cache:
             vlen = h5py.check_vlen_dtype(ds.dtype)
             is_str = h5py.check_string_dtype(ds.dtype) is not None or vlen in (str, bytes)
@@ -193,7 +203,7 @@ class _Shard:
         if self.kind == "npz":
             arr = self._npz(key)
         else:
-            ds = self.raw[key]
+            ds = self.dataset(key)
             offset = ds.id.get_offset()
             if offset is None or ds.chunks is not None or ds.compression is not None:
                 warnings.warn(
@@ -209,10 +219,13 @@ class _Shard:
         return arr
 
     def nframes(self, key: str) -> np.ndarray | None:
-        name = key + "__nframes"
-        if self.kind == "hdf5":
-            return self.raw[name][()] if name in self.raw else None
-        return self._npz(name) if name in self.files else None
+        if key not in self.counts:
+            name = key + "__nframes"
+            if self.kind == "hdf5":
+                self.counts[key] = self.raw[name][()] if name in self.raw else None
+            else:
+                self.counts[key] = self._npz(name) if name in self.files else None
+        return self.counts[key]
 
     def _read_raw(self, key: str, rows: np.ndarray) -> list[Any]:
         arr = self.raw_array(key)
@@ -317,16 +330,31 @@ class Source:
                 out[p] = item
         return out
 
-    def raw_rows(self, key: str, rows: np.ndarray) -> np.ndarray | None:
-        """For a non-sequence RAW column: rows gathered into one (k, H, W, C) array; None otherwise."""
+    def prefers_batches(self, key: str) -> bool:
+        """True for HDF5 vlen columns, where one read per batch is much cheaper than one per row."""
+        if self.kind != "hdf5" or self.encode_of(key) == "RAW":
+            return False
+        import h5py
+
+        return h5py.check_vlen_dtype(self.shards[0].dataset(key).dtype) is not None
+
+    def raw_shape(self, key: str) -> tuple[int, ...] | None:
+        """Row shape (H, W, C) of a non-sequence RAW column; None for any other column."""
         if self.encode_of(key) != "RAW" or any(s.nframes(key) is not None for s in self.shards):
             return None
+        return tuple(self.shards[0].raw_array(key).shape[1:])
+
+    def raw_gather(self, key: str, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Copy RAW rows straight from the memory map into `out` (one copy, no temporary)."""
         starts = self.starts(key)
         if len(self.shards) == 1:
-            return np.asarray(self.shards[0].raw_array(key)[np.asarray(rows)])
+            arr = self.shards[0].raw_array(key)
+            if isinstance(arr, np.ndarray):
+                np.take(arr, rows, axis=0, out=out)
+            else:
+                out[...] = arr[rows]
+            return out
         which = np.searchsorted(starts, rows, side="right") - 1
-        first = self.shards[0].raw_array(key)
-        out = np.empty((len(rows), *first.shape[1:]), dtype=np.uint8)
         for s in np.unique(which):
             pos = np.nonzero(which == s)[0]
             out[pos] = self.shards[s].raw_array(key)[rows[pos] - starts[s]]
@@ -336,6 +364,28 @@ class Source:
         for shard in self.shards:
             shard.close()
         self.shards = []
+
+
+_prefetched = threading.local()
+
+
+class prefetch:  # noqa: N801 - used as a context manager
+    """Read the rows of a batch in one call per column, so that per-row `data[col][i]` in fetch_fn is cheap."""
+
+    def __init__(self, data: Data, keys: Sequence[str], rows: np.ndarray) -> None:
+        self.data, self.keys, self.rows = data, keys, rows
+
+    def __enter__(self) -> None:
+        source = self.data.source
+        cache: dict[str, dict[int, Any]] = {}
+        rows = [int(r) for r in self.rows]
+        for key in self.keys:
+            if key in source.keys and source.prefers_batches(key):
+                cache[key] = dict(zip(rows, source.read(key, self.rows), strict=True))
+        _prefetched.cache = cache
+
+    def __exit__(self, *exc: Any) -> None:
+        _prefetched.cache = None
 
 
 class ColumnView(Sequence):
@@ -355,6 +405,11 @@ class ColumnView(Sequence):
             return self._source.read(self._key, idx)
         if isinstance(idx, (bool, np.bool_)) or not isinstance(idx, (int, np.integer)):
             raise TypeError(f"column {self._key!r} rows are indexed by int (got {type(idx).__name__})")
+        cache = getattr(_prefetched, "cache", None)
+        if cache:
+            column = cache.get(self._key)
+            if column is not None and int(idx) in column:
+                return column.pop(int(idx))  # handed out once: a second access reads again
         return self._source.read(self._key, [int(idx)])[0]
 
     def take(self, rows: Any) -> list[Any]:
