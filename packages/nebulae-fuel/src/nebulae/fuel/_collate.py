@@ -1,0 +1,97 @@
+"""Default NumPy collation, planned first so that batches can be written into reused buffers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Alloc = Callable[[tuple[int, ...], np.dtype], np.ndarray]
+
+
+class _Stack:
+    """A pending np.stack of equal-shape arrays."""
+
+    __slots__ = ("arrays", "dtype", "shape")
+
+    def __init__(self, arrays: list[np.ndarray], dtype: np.dtype) -> None:
+        self.arrays = arrays
+        self.dtype = dtype
+        self.shape = (len(arrays), *arrays[0].shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+
+def plan(items: list[Any]) -> Any:
+    """The collated structure of `items`, with every stack still pending."""
+    first = items[0]
+    if isinstance(first, dict):
+        return {k: plan([it[k] for it in items]) for k in first}
+    if isinstance(first, tuple) and not hasattr(first, "_fields"):
+        return tuple(plan(list(col)) for col in zip(*items, strict=True))
+    if isinstance(first, (np.ndarray, np.generic, int, float, bool)) and not isinstance(first, (str, bytes)):
+        arrays = [np.asarray(x) for x in items]
+        shape = arrays[0].shape
+        if all(a.shape == shape and a.dtype.kind not in "OUSV" for a in arrays):
+            return _Stack(arrays, np.result_type(*arrays))
+    return list(items)
+
+
+def leaves(tree: Any) -> list[_Stack]:
+    """Every pending stack of a plan."""
+    if isinstance(tree, _Stack):
+        return [tree]
+    if isinstance(tree, dict):
+        return [s for v in tree.values() for s in leaves(v)]
+    if isinstance(tree, (tuple, list)):
+        return [s for v in tree for s in leaves(v)]
+    return []
+
+
+def materialise(tree: Any, alloc: Alloc | None = None) -> Any:
+    """Run the pending stacks, into arrays from `alloc(shape, dtype)` (fresh ones by default)."""
+    if isinstance(tree, _Stack):
+        if hasattr(tree, "fill"):  # gathered straight from storage
+            out = np.empty(tree.shape, tree.dtype) if alloc is None else alloc(tree.shape, tree.dtype)
+            return tree.fill(out)
+        if isinstance(tree.arrays, np.ndarray):  # an already stacked block
+            if alloc is None:
+                return tree.arrays
+            out = alloc(tree.shape, tree.dtype)
+            out[...] = tree.arrays
+            return out
+        out = np.empty(tree.shape, tree.dtype) if alloc is None else alloc(tree.shape, tree.dtype)
+        for i, a in enumerate(tree.arrays):
+            out[i] = a
+        return out
+    if isinstance(tree, dict):
+        return {k: materialise(v, alloc) for k, v in tree.items()}
+    if isinstance(tree, tuple):
+        return tuple(materialise(v, alloc) for v in tree)
+    if isinstance(tree, list):
+        return [materialise(v, alloc) for v in tree]
+    return tree
+
+
+def default_collate(items: list[Any]) -> Any:
+    """Collate a list of items into a batch.
+
+    Dicts collate per key and tuples per position, recursively; numbers and equal-shape arrays are stacked
+    with NumPy; str, bytes, None, ragged arrays and other objects stay a list.
+
+    Args:
+        items: the prepared items of one batch.
+
+    Returns:
+        The batch.
+
+    Example:
+        >>> default_collate([{'x': np.zeros(2)}, {'x': np.ones(2)}])['x'].shape
+        (2, 2)
+    """
+    if not items:
+        return []
+    return materialise(plan(items))

@@ -1,0 +1,119 @@
+"""Image encoding for the generator and decoding for Tank (Pillow, optionally simplejpeg)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_JPEG_MAGIC = b"\xff\xd8"
+_simplejpeg: Any = None
+
+
+def _fast_jpeg() -> Any:
+    """simplejpeg when installed (the `fast` extra), else False; resolved once per process."""
+    global _simplejpeg
+    if _simplejpeg is None:
+        try:
+            import simplejpeg
+
+            _simplejpeg = simplejpeg
+        except ImportError:
+            _simplejpeg = False
+    return _simplejpeg
+
+
+def byte2arr(buf: Any, as_np: bool = True) -> Any:
+    """Decode an encoded image buffer.
+
+    Args:
+        buf: the encoded file bytes (bytes or a 1-D uint8 array), JPEG, PNG or any format Pillow reads.
+        as_np: return an ndarray (True) or a PIL image (False).
+
+    Returns:
+        RGB uint8 `H x W x 3`, gray images as `H x W x 1`; or the PIL image.
+
+    Raises:
+        ValueError: the buffer is not a decodable image.
+
+    Example:
+        >>> img = byte2arr(tank_data['image'][0])  # doctest: +SKIP
+    """
+    data = buf.tobytes() if isinstance(buf, np.ndarray) else bytes(buf)
+    if as_np and data[:2] == _JPEG_MAGIC:
+        sj = _fast_jpeg()
+        if sj:
+            try:
+                header = sj.decode_jpeg_header(data)
+                gray = header[2] == "Gray"
+                return sj.decode_jpeg(data, colorspace="GRAY" if gray else "RGB")
+            except ValueError:
+                pass  # unusual JPEG variants: let Pillow try
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(f"buffer of {len(data)} bytes is not a decodable image ({exc})") from None
+    if not as_np:
+        return img
+    if img.mode in ("L", "LA", "1", "I;16", "I", "F"):
+        return np.asarray(img.convert("L"))[:, :, None]
+    return np.asarray(img.convert("RGB"))
+
+
+@dataclass(frozen=True)
+class EncodeSpec:
+    """How the generator processes each image."""
+
+    encode: str  # 'JPEG' | 'PNG' | 'RAW'
+    height: int
+    width: int
+    channel: int
+    keep_exif: bool
+    jpeg_quality: int = 95
+    png_level: int = 1
+    bilinear: bool = False
+
+
+class ImageError(ValueError):
+    """A source image could not be read or processed."""
+
+
+def load_pixels(path: str, spec: EncodeSpec) -> Any:
+    """Open, convert and resize one image; return (PIL image, exif bytes or None)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(path)
+        if spec.encode == "JPEG" and img.format == "JPEG" and spec.height and spec.width:
+            # draft() lets libjpeg downscale by 2^k while keeping at least the target size: same result, less work
+            img.draft(img.mode, (spec.width, spec.height))
+        exif = img.info.get("exif")
+        img = img.convert("RGB" if spec.channel == 3 else "L")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path!r} is not a readable image ({exc})") from None
+    if spec.height and spec.width and img.size != (spec.width, spec.height):
+        resample = Image.Resampling.BILINEAR if spec.bilinear else Image.Resampling.LANCZOS
+        img = img.resize((spec.width, spec.height), resample)
+    return img, exif
+
+
+def encode_image(path: str, spec: EncodeSpec) -> np.ndarray:
+    """Process one source image into the stored element (encoded bytes, or HxWxC pixels for RAW)."""
+    img, exif = load_pixels(path, spec)
+    if spec.encode == "RAW":
+        arr = np.asarray(img)
+        return arr[:, :, None] if arr.ndim == 2 else arr
+    out = io.BytesIO()
+    kwargs: dict[str, Any] = {}
+    if spec.keep_exif and exif:
+        kwargs["exif"] = exif
+    if spec.encode == "JPEG":
+        img.save(out, "JPEG", quality=spec.jpeg_quality, **kwargs)
+    else:
+        img.save(out, "PNG", compress_level=spec.png_level, **kwargs)
+    return np.frombuffer(out.getbuffer(), dtype=np.uint8).copy()

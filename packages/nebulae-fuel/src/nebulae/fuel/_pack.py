@@ -1,0 +1,136 @@
+"""Parallel, ordered, bounded-memory encoding of image rows, plus atomic file placement helpers."""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing as mp
+import os
+import re
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+from ._image import EncodeSpec, ImageError, encode_image
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group: only the parent decides how to stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def encode_rows(rows: list[tuple[int, Any]], spec: EncodeSpec) -> list[Any]:
+    """Encode a chunk of rows; a failure comes back as ('error', row_position, message)."""
+    out: list[Any] = []
+    for pos, ref in rows:
+        try:
+            if isinstance(ref, list):
+                out.append([encode_image(p, spec) for p in ref])
+            else:
+                out.append(encode_image(ref, spec))
+        except ImageError as exc:
+            return [("error", pos, str(exc))]
+    return out
+
+
+def mp_context() -> Any:
+    """forkserver where available (never plain fork with open HDF5 handles), else spawn."""
+    methods = mp.get_all_start_methods()
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+class RowEncoder:
+    """Yield encoded rows in order, keeping at most a few chunks in flight per worker."""
+
+    def __init__(self, nworker: int, spec: EncodeSpec, chunk: int = 8) -> None:
+        self.nworker = nworker
+        self.spec = spec
+        self.chunk = chunk
+        self.pool: Any = None
+
+    def __enter__(self) -> RowEncoder:
+        if self.nworker > 1:
+            self.pool = mp_context().Pool(self.nworker, initializer=_ignore_sigint)
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if self.pool is not None:
+            if exc_type is None:
+                self.pool.close()
+            else:
+                self.pool.terminate()
+            self.pool.join()
+            self.pool = None
+
+    def run(self, refs: list[Any]) -> Iterator[list[Any]]:
+        """Yield lists of results, chunk by chunk, in the order of `refs`."""
+        chunks = [
+            [(i, refs[i]) for i in range(a, min(a + self.chunk, len(refs)))] for a in range(0, len(refs), self.chunk)
+        ]
+        if self.pool is None:
+            for chunk in chunks:
+                yield encode_rows(chunk, self.spec)
+            return
+        pending: collections.deque[Any] = collections.deque()
+        it = iter(chunks)
+        window = 4 * self.nworker
+        for chunk in it:
+            pending.append(self.pool.apply_async(encode_rows, (chunk, self.spec)))
+            if len(pending) >= window:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+def family_pattern(dst_path: str) -> re.Pattern[str]:
+    """Names of dst_path, its shards `{stem}_{i}{suffix}`, and their temp files."""
+    base = os.path.basename(dst_path)
+    stem, suffix = os.path.splitext(base)
+    return re.compile(
+        rf"^(?P<final>{re.escape(base)}|{re.escape(stem)}_\d+{re.escape(suffix)})"
+        rf"(?:\.tmp-(?P<pid>\d+)(?:\.blob)?)?$"
+    )
+
+
+def family_files(dst_path: str) -> tuple[list[str], list[tuple[str, int]]]:
+    """(existing final files, [(temp file, pid)]) of dst_path's family."""
+    directory = os.path.dirname(os.path.abspath(dst_path))
+    pattern = family_pattern(dst_path)
+    finals: list[str] = []
+    temps: list[tuple[str, int]] = []
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return [], []
+    for name in names:
+        m = pattern.match(name)
+        if not m:
+            continue
+        full = os.path.join(directory, name)
+        if m.group("pid"):
+            temps.append((full, int(m.group("pid"))))
+        else:
+            finals.append(full)
+    return finals, temps
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(dst_path: str) -> list[str]:
+    """Delete temp files of this family left by dead processes (e.g. a SIGKILLed pack)."""
+    removed = []
+    for path, pid in family_files(dst_path)[1]:
+        if pid != os.getpid() and not pid_alive(pid):
+            try:
+                os.unlink(path)
+                removed.append(path)
+            except FileNotFoundError:
+                pass
+    return removed

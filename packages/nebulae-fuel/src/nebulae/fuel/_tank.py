@@ -1,0 +1,295 @@
+"""Tank: batches from packed HDF5/NPZ files with thread or process workers, no torch (SPEC 2.5)."""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import os
+import random
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from ._build import BatchBuilder
+from ._constants import FRAME_KEY
+from ._csv import split_dtype
+from ._order import epoch_order, miles_per_epoch, rank_batch
+from ._rank import get_rank, get_world_size
+from ._source import Source, resolve_paths
+from ._workers import InlineExecutor, ProcessExecutor, ThreadExecutor
+
+DEFAULT_WORKER_TYPE = "thread"
+_OPEN_TANKS: weakref.WeakSet[Tank] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for tank in list(_OPEN_TANKS):
+        tank.close()
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name!r} must be an int >= {minimum} (got {value!r})")
+    return int(value)
+
+
+class Tank:
+    """Serve shuffled, prepared, collated batches from HDF5/NPZ files made by FuelGenerator.
+
+    Args:
+        data_path: an .hdf5/.h5/.npz file, its shard family (`{stem}_0{suffix}`, ...), or a list of files.
+        data_specf: `{column: dtype}`; the first key defines `len(tank)`.
+        batch_size: samples per batch and rank.
+        shuffle: a new order every epoch, from (seed, epoch).
+        in_same_size: every batch full (drop the remainder) instead of a smaller last batch.
+        fetch_fn: `fetch_fn(data, idx) -> item`; default `{k: data[k][idx] cast to its dtype}`.
+        prep_fn: `prep_fn(item) -> item`; default identity.
+        collate_fn: `collate_fn(items) -> batch`; default NumPy stacking per key.
+        seed: int >= 0 fixing order and augmentation; None draws one from `random`.
+        nworker: workers; None -> min(8, cpu_count // world size); 0 builds in the calling thread.
+        worker_type: 'thread' or 'process' (callables must then be picklable); None -> 'thread'.
+        decode: decode image columns to uint8 HWC (False returns the encoded bytes).
+        verbose: print a one-line notice on rank <= 0.
+
+    Raises:
+        FileNotFoundError, ValueError, KeyError, TypeError: see SPEC 2.5; each names the argument or key.
+
+    Example:
+        >>> tank = Tank('fuel.hdf5', {'image': 'vuint8', 'label': 'int64'}, 32)  # doctest: +SKIP
+        >>> batch = tank.next()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        data_path: Any,
+        data_specf: dict[str, str],
+        batch_size: int,
+        shuffle: bool = True,
+        in_same_size: bool = True,
+        fetch_fn: Callable[..., Any] | None = None,
+        prep_fn: Callable[..., Any] | None = None,
+        collate_fn: Callable[..., Any] | None = None,
+        *,
+        seed: int | None = None,
+        nworker: int | None = None,
+        worker_type: str | None = None,
+        decode: bool = True,
+        verbose: bool = True,
+    ) -> None:
+        self._executor: Any = None
+        paths, kind = resolve_paths(data_path)
+        if not isinstance(data_specf, dict):
+            raise TypeError(f"'data_specf' must be a dict of column -> dtype (got {type(data_specf).__name__})")
+        if not data_specf:
+            raise ValueError("'data_specf' is empty; list at least one column, e.g. {'image': 'vuint8'}")
+        for key, dtype in data_specf.items():
+            try:
+                split_dtype(dtype)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"data_specf[{key!r}]: {exc}") from None
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        if seed is None:
+            seed = random.randrange(2**31)
+        self.seed = _check_int("seed", seed, 0)
+        for name, fn in (("fetch_fn", fetch_fn), ("prep_fn", prep_fn), ("collate_fn", collate_fn)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name!r} must be callable or None (got {type(fn).__name__})")
+        if worker_type is None:
+            worker_type = DEFAULT_WORKER_TYPE
+        if worker_type not in ("thread", "process"):
+            raise ValueError(f"'worker_type' must be 'thread' or 'process' (got {worker_type!r})")
+        self.shuffle = bool(shuffle)
+        self.in_same_size = bool(in_same_size)
+        self.worker_type = worker_type
+        self.specf = dict(data_specf)
+        self.paths = paths
+        rank, nworld = get_rank(), get_world_size()
+        self.rank, self.nworld = max(rank, 0), max(nworld, 1)
+        if nworker is None:
+            nworker = min(8, max(1, (os.cpu_count() or 1) // self.nworld))
+        self.nworker = _check_int("nworker", nworker, 0)
+        source = Source(paths, kind, decode)
+        try:
+            source.check_keys(list(data_specf))
+            keys = [k for k in data_specf if k != FRAME_KEY]
+            if not keys:
+                raise ValueError(f"'data_specf' lists only {FRAME_KEY}; add a column")
+            self._len = source.length(keys[0])
+            for key in keys[1:]:
+                if source.length(key) != self._len:
+                    raise ValueError(
+                        f"column {key!r} has {source.length(key)} rows but {keys[0]!r} has {self._len}; "
+                        "data_specf columns must have one row per sample"
+                    )
+        finally:
+            source.close()
+        specf = {k: v for k, v in data_specf.items() if k != FRAME_KEY}
+        self._builder = BatchBuilder(paths, kind, decode, specf, fetch_fn, prep_fn, collate_fn, self.seed)
+        self._recompute()
+        self.epoch = 0
+        self.mile = 0
+        self._queue: collections.deque[tuple[int, int]] = collections.deque()
+        self._order_cache: tuple[int, np.ndarray] | None = None
+        _OPEN_TANKS.add(self)
+        if verbose and rank <= 0:
+            print(f"tank mounted: {os.path.basename(paths[0])}{' (+%d shards)' % (len(paths) - 1) if len(paths) > 1 else ''}"
+                  f", {self._len} samples, MPE {self.MPE}")
+
+    def _recompute(self) -> None:
+        mpe = miles_per_epoch(self._len, self.batch_size, self.nworld, self.in_same_size)
+        if mpe == 0:
+            raise ValueError(
+                f"{self._len} samples are fewer than batch_size ({self.batch_size}) x world size ({self.nworld}): "
+                "no full batch; lower batch_size or pass in_same_size=False"
+            )
+        self.MPE = mpe
+
+    def __len__(self) -> int:
+        return self._len
+
+    # -- order ----------------------------------------------------------------------------------------
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if self._order_cache is None or self._order_cache[0] != epoch:
+            self._order_cache = (epoch, epoch_order(self._len, self.seed, epoch, self.shuffle))
+        return self._order_cache[1]
+
+    def indices(self, epoch: int, mile: int) -> np.ndarray:
+        """Sample indices of batch `mile` of `epoch` on this rank."""
+        return rank_batch(self._order(epoch), mile, self.batch_size, self.nworld, self.rank, self.in_same_size)
+
+    # -- workers --------------------------------------------------------------------------------------
+
+    def _ensure_executor(self) -> Any:
+        if self._executor is None:
+            if self.nworker == 0:
+                self._executor = InlineExecutor(self._builder)
+            elif self.worker_type == "thread":
+                self._executor = ThreadExecutor(self._builder, self.nworker)
+            else:
+                self._executor = ProcessExecutor(self._builder, self.nworker)
+        return self._executor
+
+    def _fill(self) -> None:
+        ex = self._ensure_executor()
+        if self._queue:
+            e, m = self._queue[-1]
+            m += 1
+            if m == self.MPE:
+                e, m = e + 1, 0
+        else:
+            e, m = self.epoch, self.mile
+        while len(self._queue) < ex.capacity:
+            ex.submit((e, m), self.indices(e, m))
+            self._queue.append((e, m))
+            m += 1
+            if m == self.MPE:
+                e, m = e + 1, 0
+
+    def _discard(self) -> None:
+        if self._executor is not None:
+            self._executor.discard()
+        self._queue.clear()
+
+    def next(self) -> Any:
+        """Return the next batch; after MPE batches the next epoch (a new order) begins.
+
+        Example:
+            >>> batch = tank.next()  # doctest: +SKIP
+        """
+        if self._executor is not None and getattr(self._executor, "closed", False):
+            raise RuntimeError("this Tank is closed")
+        self._fill()
+        key = self._queue.popleft()
+        assert key == (self.epoch, self.mile)
+        try:
+            batch = self._executor.result(key)
+        except BaseException:
+            self._discard()
+            raise
+        self.mile += 1
+        if self.mile == self.MPE:
+            self.epoch, self.mile = self.epoch + 1, 0
+        return batch
+
+    def __iter__(self) -> Iterator[Any]:
+        """The remaining batches of the current epoch (all MPE of them from its start)."""
+        epoch = self.epoch
+        while self.epoch == epoch:
+            yield self.next()
+
+    def seek(self, epoch: int, mile: int = 0) -> None:
+        """Continue from batch `mile` of `epoch` (e.g. when resuming a run)."""
+        epoch = _check_int("epoch", epoch, 0)
+        mile = _check_int("mile", mile, 0)
+        if mile >= self.MPE:
+            raise ValueError(f"'mile' must be < MPE ({self.MPE}) (got {mile})")
+        self._discard()
+        self.epoch, self.mile = epoch, mile
+
+    def set_distributed(self, rank: int, nworld: int, *, seed: int | None = None) -> None:
+        """Re-shard for `rank` of `nworld` (Multiverse.sync calls this) and restart the current epoch.
+
+        Args:
+            rank: this process's rank, 0 <= rank < nworld.
+            nworld: the number of ranks.
+            seed: the shared seed (rank 0's), so that every rank uses the same order.
+        """
+        nworld = _check_int("nworld", nworld, 1)
+        rank = _check_int("rank", rank, 0)
+        if rank >= nworld:
+            raise ValueError(f"'rank' must be < nworld ({nworld}) (got {rank})")
+        if seed is not None:
+            self.seed = _check_int("seed", seed, 0)
+            self._builder.seed = self.seed
+            if self._executor is not None:
+                self._discard()
+                self._executor.close()
+                self._executor = None
+        self._discard()
+        self.rank, self.nworld = rank, nworld
+        self._order_cache = None
+        self._recompute()
+        self.mile = 0
+
+    @property
+    def data(self) -> Any:
+        """The `data` mapping of this process (column accessors), as fetch_fn receives it."""
+        return self._builder.data()
+
+    def close(self) -> None:
+        """Stop the workers and release file handles and shared memory (also done by `with` and at exit)."""
+        self._queue.clear()
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
+        self._builder.close()
+        _OPEN_TANKS.discard(self)
+
+    def __enter__(self) -> Tank:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if self._executor is not None:
+                self._executor.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def as_torch(self) -> Any:
+        """A torch IterableDataset yielding this Tank's batches of one epoch as CPU tensors (imports torch)."""
+        from ._torch import TankDataset
+
+        return TankDataset(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"Tank({os.path.basename(self.paths[0])!r}, {len(self)} samples, batch_size={self.batch_size}, "
+            f"MPE={self.MPE}, rank {self.rank}/{self.nworld}, seed={self.seed})"
+        )

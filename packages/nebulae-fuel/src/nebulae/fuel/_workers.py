@@ -1,0 +1,466 @@
+"""Tank's workers: inline, threads, or processes returning batches through reused shared-memory slabs."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import os
+import pickle
+import signal
+import threading
+import traceback
+import uuid
+import weakref
+from typing import Any
+
+import numpy as np
+
+from ._build import BatchBuilder
+from ._collate import _Stack, leaves, materialise
+from ._pack import mp_context
+
+_ALIGN = 64
+SLAB_PREFIX = "nebfuel"
+
+
+def _aligned(n: int) -> int:
+    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
+
+
+def plan_nbytes(tree: Any) -> int:
+    return sum(_aligned(s.nbytes) for s in leaves(tree))
+
+
+class _Lease:
+    """Alive while any array of one delivered batch is; then hands its buffer back."""
+
+    __slots__ = ("__weakref__", "key", "release")
+
+    def __init__(self, release: Any, key: Any) -> None:
+        self.release = release
+        self.key = key
+
+    def __del__(self) -> None:
+        try:
+            self.release(self.key)
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+
+class _Holder:
+    """Exposes a region of a buffer to NumPy while keeping the batch's lease alive."""
+
+    __slots__ = ("__array_interface__", "lease")
+
+
+def _view(ptr: int, offset: int, shape: tuple[int, ...], dtype: np.dtype, lease: _Lease, keep: Any) -> np.ndarray:
+    holder = _Holder()
+    holder.__array_interface__ = {
+        "data": (ptr + offset, False),
+        "shape": tuple(shape),
+        "typestr": np.dtype(dtype).str,
+        "version": 3,
+    }
+    holder.lease = (lease, keep)
+    return np.asarray(holder)
+
+
+class _BumpAlloc:
+    """Carves aligned arrays out of one buffer, recording where each went."""
+
+    def __init__(self, ptr: int, capacity: int, lease: _Lease | None, keep: Any) -> None:
+        self.ptr, self.capacity, self.lease, self.keep = ptr, capacity, lease, keep
+        self.offset = 0
+        self.placed: dict[int, tuple[int, tuple[int, ...], str]] = {}
+
+    def __call__(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if self.offset + nbytes > self.capacity:
+            raise RuntimeError("batch buffer overflow (plan size changed while collating)")
+        off = self.offset
+        self.offset += _aligned(nbytes)
+        if self.lease is None:
+            arr = np.frombuffer(self.keep, dtype=np.uint8, count=nbytes, offset=off).view(dtype).reshape(shape)
+        else:
+            arr = _view(self.ptr, off, shape, np.dtype(dtype), self.lease, self.keep)
+        self.placed[id(arr)] = (off, tuple(shape), np.dtype(dtype).str)
+        return arr
+
+
+class BufferPool:
+    """Reused NumPy buffers for batches built in this process (no page faults on the hot path)."""
+
+    def __init__(self) -> None:
+        self._free: list[np.ndarray] = []
+        self._lock = threading.Lock()
+
+    def acquire(self, nbytes: int) -> np.ndarray:
+        with self._lock:
+            fits = [b for b in self._free if b.nbytes >= nbytes]
+            if fits:
+                buf = min(fits, key=lambda b: b.nbytes)
+                self._free.remove(buf)
+                return buf
+        return np.empty(max(nbytes, _ALIGN) + nbytes // 8, dtype=np.uint8)
+
+    def release(self, buf: np.ndarray) -> None:
+        with self._lock:
+            self._free.append(buf)
+            if len(self._free) > 16:
+                self._free.sort(key=lambda b: b.nbytes)
+                del self._free[0]
+
+    def deliver(self, tree: Any) -> Any:
+        nbytes = plan_nbytes(tree)
+        if nbytes == 0:
+            return materialise(tree)
+        buf = self.acquire(nbytes)
+        lease = _Lease(self.release, buf)
+        return materialise(tree, _BumpAlloc(buf.ctypes.data, buf.nbytes, lease, buf))
+
+
+class InlineExecutor:
+    """Builds each batch in the calling thread when asked for it."""
+
+    capacity = 1
+
+    def __init__(self, builder: BatchBuilder) -> None:
+        self.builder = builder
+        self.pool = BufferPool()
+        self.tasks: dict[Any, np.ndarray] = {}
+
+    def submit(self, key: tuple[int, int], indices: np.ndarray) -> None:
+        self.tasks[key] = indices
+
+    def result(self, key: tuple[int, int]) -> Any:
+        indices = self.tasks.pop(key)
+        return self.pool.deliver(self.builder.build(key[0], key[1], indices, globals_too=True))
+
+    def discard(self) -> None:
+        self.tasks.clear()
+
+    def close(self) -> None:
+        self.tasks.clear()
+        self.builder.close()
+
+
+class ThreadExecutor:
+    """`nworker` threads sharing this process's file handles; at most 2 batches in flight per thread."""
+
+    def __init__(self, builder: BatchBuilder, nworker: int) -> None:
+        self.builder = builder
+        self.capacity = 2 * nworker
+        self.pool = BufferPool()
+        self.executor = cf.ThreadPoolExecutor(nworker, thread_name_prefix="nebulae-tank")
+        self.futures: dict[Any, cf.Future[Any]] = {}
+
+    def _run(self, key: tuple[int, int], indices: np.ndarray) -> Any:
+        return self.pool.deliver(self.builder.build(key[0], key[1], indices, globals_too=False))
+
+    def submit(self, key: tuple[int, int], indices: np.ndarray) -> None:
+        self.futures[key] = self.executor.submit(self._run, key, indices)
+
+    def result(self, key: tuple[int, int]) -> Any:
+        return self.futures.pop(key).result()
+
+    def discard(self) -> None:
+        for fut in self.futures.values():
+            fut.cancel()
+        self.futures.clear()
+
+    def close(self) -> None:
+        self.discard()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.builder.close()
+
+
+# -- process workers ------------------------------------------------------------------------------------
+
+
+class _Leaf:
+    """Placeholder for an array living in a slab: (offset, shape, dtype)."""
+
+    __slots__ = ("dtype", "offset", "shape")
+
+    def __init__(self, offset: int, shape: tuple[int, ...], dtype: str) -> None:
+        self.offset, self.shape, self.dtype = offset, shape, dtype
+
+
+def _swap(tree: Any, placed: dict[int, Any]) -> Any:
+    if isinstance(tree, np.ndarray) and id(tree) in placed:
+        return _Leaf(*placed[id(tree)])
+    if isinstance(tree, dict):
+        return {k: _swap(v, placed) for k, v in tree.items()}
+    if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
+        return tuple(_swap(v, placed) for v in tree)
+    if isinstance(tree, list):
+        return [_swap(v, placed) for v in tree]
+    return tree
+
+
+def _unswap(tree: Any, make: Any) -> Any:
+    if isinstance(tree, _Leaf):
+        return make(tree)
+    if isinstance(tree, dict):
+        return {k: _unswap(v, make) for k, v in tree.items()}
+    if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
+        return tuple(_unswap(v, make) for v in tree)
+    if isinstance(tree, list):
+        return [_unswap(v, make) for v in tree]
+    return tree
+
+
+class _WorkerSlabs:
+    """The slabs one worker process owns; it alone creates and unlinks them."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.slabs: dict[str, Any] = {}
+        self.busy: set[str] = set()
+        self.views: dict[str, np.ndarray] = {}
+
+    def acquire(self, nbytes: int) -> str:
+        from multiprocessing import shared_memory
+
+        free = [n for n in self.slabs if n not in self.busy and self.slabs[n].size >= nbytes]
+        if free:
+            name = min(free, key=lambda n: self.slabs[n].size)
+        else:
+            name = f"{self.tag}_{len(self.slabs)}_{uuid.uuid4().hex[:8]}"
+            size = max(_aligned(nbytes + nbytes // 8), 1 << 16)
+            shm = shared_memory.SharedMemory(name=name, create=True, size=size)
+            self.slabs[name] = shm
+            self.views[name] = _map_slab(name, shm)
+        self.busy.add(name)
+        return name
+
+    def cleanup(self) -> None:
+        self.views.clear()
+        for shm in self.slabs.values():
+            shm.close()
+            try:
+                shm.unlink()
+            except FileNotFoundError:
+                pass
+        self.slabs.clear()
+
+
+def _map_slab(name: str, shm: Any = None) -> np.ndarray:
+    """A uint8 array over a slab through a mapping of our own, so SharedMemory.close() never meets live views."""
+    import mmap
+    from multiprocessing import shared_memory
+
+    own = shm is None
+    if own:
+        shm = shared_memory.SharedMemory(name=name)
+    mapped = mmap.mmap(shm._fd, shm.size)
+    if own:
+        shm.close()
+    return np.frombuffer(mapped, dtype=np.uint8)
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed blocks for reuse instead of returning them to the OS.
+
+    Per-item arrays (decoded images, float copies made by prep) are a few hundred KB each: by default glibc
+    unmaps or trims them on free, and touching fresh pages again costs more than decoding. Only called in
+    Tank's own worker processes.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 64 << 20)
+    libc.mallopt(m_trim_threshold, 1 << 30)
+
+
+def _worker_main(conn: Any, builder: BatchBuilder, tag: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    keep_freed_memory()
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_term)
+    slabs = _WorkerSlabs(tag)
+    try:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                break  # the parent is gone
+            if msg[0] == "stop":
+                break
+            _, task_id, epoch, batch, indices, freed = msg
+            slabs.busy.difference_update(freed)
+            try:
+                tree = builder.build(epoch, batch, indices, globals_too=True)
+                nbytes = plan_nbytes(tree)
+                name = slabs.acquire(nbytes) if nbytes else ""
+                if name:
+                    alloc = _BumpAlloc(0, slabs.slabs[name].size, None, slabs.views[name])
+                    out = _swap(materialise(tree, alloc), alloc.placed)
+                else:
+                    out = materialise(tree)
+                conn.send(("ok", task_id, name, out))
+            except Exception as exc:  # noqa: BLE001 - shipped to the parent, re-raised by next()
+                text = traceback.format_exc()
+                try:
+                    payload = pickle.dumps(exc)
+                except Exception:  # noqa: BLE001
+                    payload = None
+                conn.send(("err", task_id, payload, text))
+    finally:
+        slabs.cleanup()
+        builder.close()
+
+
+class _Worker:
+    """Parent-side handle of one worker process."""
+
+    def __init__(self, ctx: Any, builder: BatchBuilder, index: int) -> None:
+        self.tag = f"{SLAB_PREFIX}_{os.getpid()}_{index}_{uuid.uuid4().hex[:6]}"
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, builder, self.tag), daemon=True)
+        self.proc.start()
+        child.close()
+        self.freed: collections.deque[str] = collections.deque()
+        self.maps: dict[str, tuple[Any, int]] = {}
+        self.names: set[str] = set()
+
+    def attach(self, name: str) -> tuple[Any, int]:
+        if name not in self.maps:
+            base = _map_slab(name)
+            self.maps[name] = (base, base.ctypes.data)
+            self.names.add(name)
+        return self.maps[name]
+
+    def take_freed(self) -> list[str]:
+        out = []
+        while self.freed:
+            out.append(self.freed.popleft())
+        return out
+
+
+class ProcessExecutor:
+    """`nworker` processes (forkserver, else spawn); arrays come back in reused shared-memory slabs."""
+
+    def __init__(self, builder: BatchBuilder, nworker: int) -> None:
+        ctx = mp_context()
+        self.capacity = 2 * nworker
+        self.workers: list[_Worker] = []
+        try:
+            for i in range(nworker):
+                self.workers.append(_Worker(ctx, builder, i))
+        except BaseException:
+            self.close()
+            raise
+        self.next_worker = 0
+        self.owner: dict[Any, tuple[_Worker, int]] = {}
+        self.done: dict[int, Any] = {}
+        self.task_ids = 0
+        self.discarded: set[int] = set()
+        self.closed = False
+
+    def submit(self, key: tuple[int, int], indices: np.ndarray) -> None:
+        worker = self.workers[self.next_worker]
+        self.next_worker = (self.next_worker + 1) % len(self.workers)
+        self.task_ids += 1
+        try:
+            worker.conn.send(("task", self.task_ids, key[0], key[1], np.asarray(indices), worker.take_freed()))
+        except OSError:
+            worker.proc.join(1)
+            raise RuntimeError(
+                f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})"
+            ) from None
+        self.owner[key] = (worker, self.task_ids)
+
+    def _receive(self, worker: _Worker) -> None:
+        msg = worker.conn.recv()
+        task_id = msg[1]
+        if task_id in self.discarded:
+            self.discarded.discard(task_id)
+            if msg[0] == "ok" and msg[2]:
+                worker.freed.append(msg[2])
+            return
+        self.done[task_id] = msg
+
+    def result(self, key: tuple[int, int]) -> Any:
+        worker, task_id = self.owner.pop(key)
+        while task_id not in self.done:
+            if worker.conn.poll(0.2):
+                try:
+                    self._receive(worker)
+                except (EOFError, OSError):
+                    raise RuntimeError(
+                        f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})"
+                    ) from None
+            elif not worker.proc.is_alive():
+                raise RuntimeError(f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})")
+        msg = self.done.pop(task_id)
+        if msg[0] == "err":
+            _, _, payload, text = msg
+            exc = None
+            if payload is not None:
+                try:
+                    exc = pickle.loads(payload)
+                except Exception:  # noqa: BLE001
+                    exc = None
+            if not isinstance(exc, BaseException):
+                exc = RuntimeError(f"a Tank worker failed:\n{text}")
+            else:
+                exc.add_note(f"raised in a Tank worker process:\n{text}")
+            raise exc
+        _, _, name, tree = msg
+        if not name:
+            return tree
+        keep, ptr = worker.attach(name)
+        lease = _Lease(worker.freed.append, name)
+        return _unswap(tree, lambda leaf: _view(ptr, leaf.offset, leaf.shape, np.dtype(leaf.dtype), lease, keep))
+
+    def discard(self) -> None:
+        for worker, task_id in self.owner.values():
+            self.discarded.add(task_id)
+        self.owner.clear()
+        for task_id, msg in list(self.done.items()):
+            self.done.pop(task_id)
+        # results still in flight are drained (and their slabs freed) as they arrive
+
+    def close(self) -> None:
+        if getattr(self, "closed", False):
+            return
+        self.closed = True
+        for worker in self.workers:
+            try:
+                worker.conn.send(("stop",))
+            except (OSError, ValueError):
+                pass
+        for worker in self.workers:
+            worker.proc.join(timeout=5)
+            if worker.proc.is_alive():
+                worker.proc.terminate()
+                worker.proc.join(timeout=5)
+            if worker.proc.is_alive():
+                worker.proc.kill()
+                worker.proc.join()
+            worker.conn.close()
+            _unlink_leftovers(worker.tag)
+
+
+def _unlink_leftovers(tag: str) -> None:
+    """Remove slabs a worker could not unlink itself (it was killed)."""
+    shm_dir = "/dev/shm"
+    if not os.path.isdir(shm_dir):
+        return
+    for name in os.listdir(shm_dir):
+        if name.startswith(tag):
+            try:
+                os.unlink(os.path.join(shm_dir, name))
+            except OSError:
+                pass
+
+
+_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()

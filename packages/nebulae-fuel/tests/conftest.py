@@ -1,0 +1,81 @@
+"""Fixtures for nebulae-fuel tests: real image folders and CSV file lists made with Pillow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def make_photo(path: Path, h: int, w: int, seed: int, mode: str = "RGB", exif: bool = False) -> None:
+    """A smooth, photo-like image (gradients plus a few blobs) so that JPEG behaves realistically."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    chans = []
+    for _ in range(3):
+        a, b, c = rng.uniform(-1, 1, 3)
+        chans.append(128 + 60 * np.sin(a * xx / 17 + b * yy / 23 + c * 3))
+    arr = np.clip(np.stack(chans, axis=2), 0, 255).astype(np.uint8)
+    img = Image.fromarray(arr).convert(mode)
+    kwargs = {}
+    if exif:
+        ex = Image.Exif()
+        ex[0x010F] = "NebulaeCam"  # Make
+        ex[0x0110] = f"model-{seed}"  # Model
+        kwargs["exif"] = ex.tobytes()
+    fmt = "PNG" if path.suffix == ".png" else "JPEG"
+    img.save(path, fmt, **kwargs)
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]], delimiter: str = ",") -> None:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter=delimiter, quotechar='"', lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def photo_dir(tmp_path: Path) -> Path:
+    """20 PNG photos of varied sizes with labels 0..4 in labels.csv (comma separated)."""
+    d = tmp_path / "raw"
+    d.mkdir()
+    rows = []
+    for i in range(20):
+        make_photo(d / f"img_{i}.png", 30 + i, 40 + 2 * i, seed=i)
+        rows.append([f"img_{i}.png", str(i % 5)])
+    write_csv(d / "labels.csv", ["image", "label"], rows)
+    return d
+
+
+@pytest.fixture
+def seq_dir(tmp_path: Path) -> Path:
+    """6 clips of unequal length (2..7 frames) in clips.csv."""
+    d = tmp_path / "clips"
+    d.mkdir()
+    rows = []
+    for v in range(6):
+        os.makedirs(d / f"vid_{v}")
+        frames = []
+        for f in range(2 + v):
+            make_photo(d / f"vid_{v}" / f"f{f}.png", 24, 32, seed=100 * v + f)
+            frames.append(f"vid_{v}/f{f}.png")
+        rows.append([",".join(frames) + ",", str(v)])  # a trailing comma is skipped
+    write_csv(d / "clips.csv", ["video", "label"], rows)
+    return d
+
+
+@pytest.fixture
+def photo():
+    """The make_photo helper (test modules cannot import conftest under --import-mode=importlib)."""
+    return make_photo
+
+
+@pytest.fixture
+def csvfile():
+    """The write_csv helper."""
+    return write_csv
