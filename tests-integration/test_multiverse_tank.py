@@ -1,0 +1,64 @@
+"""Multiverse(universe, 2) on CPU/gloo over a real Tank: `net, tank = mv.sync(net, (tank,))` shards the epoch.
+
+The ranks run in a subprocess with a timeout and report through JSON files: disjoint samples covering
+each epoch, one MPE, one seed (rank 0's), and identical parameters after training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from brochure.images import colour, pack_indexed
+
+HERE = Path(__file__).resolve().parent
+N_ROWS = 16  # batch 4 x 2 ranks x MPE 2
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    work = tmp_path_factory.mktemp("mv-tank")
+    data = pack_indexed(work / "raw", N_ROWS, work / "fuel.hdf5")  # label = row index
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(HERE))
+    env.pop("MASTER_PORT", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "brochure.tank_universe", str(data), str(work), "2"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert out.returncode == 0, f"ranks failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return [json.loads((work / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+def test_ranks_see_disjoint_samples_that_cover_each_epoch(reports):
+    zero, one = reports
+    for epoch in range(len(zero["rows"])):
+        a, b = zero["rows"][epoch], one["rows"][epoch]
+        assert not set(a) & set(b)
+        assert sorted(a + b) == list(range(N_ROWS))
+    assert zero["rows"][0] + one["rows"][0] != zero["rows"][1] + one["rows"][1]  # reshuffled per epoch
+
+
+def test_samples_carry_their_own_image(reports):
+    for report in reports:
+        rows = [row for epoch in report["rows"] for row in epoch]
+        expected = np.array([colour(row) for row in rows]) / 255.0
+        assert np.abs(np.array(report["pixels"]) - expected).max() < 8 / 255
+
+
+def test_ranks_share_mpe_and_rank_zeros_seed(reports):
+    zero, one = reports
+    assert zero["MPE"] == one["MPE"] == N_ROWS // (4 * 2)
+    assert zero["len"] == one["len"] == N_ROWS
+    assert zero["seed"] == one["seed"] == zero["own_seed"]
+
+
+def test_parameters_stay_identical_across_ranks_after_training(reports):
+    zero, one = reports
+    assert zero["initial"] == one["initial"]  # sync broadcast rank 0's weights over rank 1's own
+    assert zero["params"] != zero["initial"]  # the steps did change them
+    assert zero["params"] == one["params"]
