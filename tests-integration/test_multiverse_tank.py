@@ -62,3 +62,10 @@ def test_parameters_stay_identical_across_ranks_after_training(reports):
     assert zero["initial"] == one["initial"]  # sync broadcast rank 0's weights over rank 1's own
     assert zero["params"] != zero["initial"]  # the steps did change them
     assert zero["params"] == one["params"]
+
+
+def test_reduce_averages_or_sums_and_scope_and_executor_are_transparent(reports):
+    for report in reports:
+        assert report["sum"] == 3.0  # ranks contribute 1 and 2
+        assert report["mean"] == 1.5
+        assert report["executor"] == f"rank {report['rank']}"

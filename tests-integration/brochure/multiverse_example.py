@@ -85,7 +85,7 @@ def launch(mv=None): ## <======[1]
           return loss  # [added]
           # ----- # Launcher ----- #
   torch.manual_seed(0)  # [added] a reproducible run
-  net = Net(2, 'cnn')
+  net = Net(10, 'cnn')
   net.gear(ng)
   #########################
   net = mv.sync(net) ## <====[5]

@@ -35,6 +35,11 @@ class Probe(dock.Craft):
         return self.fc(self.flat(x, (-1, 3 * 8 * 8)))
 
 
+@Multiverse.Executor
+def _tagged(rank: int) -> str:
+    return f"rank {rank}"
+
+
 def universe(mv: Multiverse, data_path: str, out_dir: str) -> None:
     # Built before init() with its own random seed: only sync() (rank 0's seed) can align the ranks.
     tank = Tank(data_path, {"image": "vuint8", "label": "int64"}, 4, prep_fn=_prep, nworker=1, verbose=False)
@@ -70,6 +75,11 @@ def universe(mv: Multiverse, data_path: str, out_dir: str) -> None:
         "initial": initial,
         "params": [p.detach().double().flatten().tolist() for p in net.parameters()],
     }
+    with mv.scope():  # the brochure's no-op parallel scope
+        rank_plus_one = torch.tensor([float(mv.rank + 1)])
+        report["sum"] = float(mv.reduce(rank_plus_one, aggregate=True))
+        report["mean"] = float(mv.reduce(rank_plus_one))
+    report["executor"] = _tagged(mv.rank)
     tank.close()
     Path(out_dir, f"rank{mv.rank}.json").write_text(json.dumps(report))
 
