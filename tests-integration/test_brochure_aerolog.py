@@ -34,14 +34,21 @@ def test_dashboard_logs_csv_and_png_with_the_documented_arguments(tmp_path, caps
     db.log(gauge=True, tachograph=True, record="")
 
     names = {p.name for p in log_path.iterdir()}
-    assert {"loss_TRAIN_mile.csv", "loss_TRAIN_epoch.csv", "acc_TRAIN_mile.csv", "loss_DEV_epoch.csv"} <= names
+    assert {
+        "loss_TRAIN_mile.csv",
+        "loss_TRAIN_epoch.csv",
+        "acc_TRAIN_mile.csv",
+        "loss_DEV_epoch.csv",
+    } <= names
     assert any(n.startswith("loss_TRAIN_") and "_mile_" in n and n.endswith(".png") for n in names)
     assert "loss_epoch_2.png" in names
     with open(log_path / "loss_TRAIN_mile.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["mile", "TRAIN:loss"]
     assert [int(r[0]) for r in rows[1:]] == list(range(1, 9))
-    assert [round(float(r[1]), 6) for r in rows[1:]] == [round(x, 6) for x in losses]  # window=1: no smoothing
+    assert [round(float(r[1]), 6) for r in rows[1:]] == [
+        round(x, 6) for x in losses
+    ]  # window=1: no smoothing
     with open(log_path / "loss_TRAIN_epoch.csv", newline="") as f:
         epochs = [float(r[1]) for r in list(csv.reader(f))[1:]]
     assert epochs == pytest.approx([sum(losses[:4]) / 4, sum(losses[4:]) / 4])

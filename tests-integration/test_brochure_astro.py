@@ -88,7 +88,9 @@ def test_autopad_returns_the_padding_tuple(in_size, kernel, stride, dilation, ex
     pad = dock.autoPad(in_size, kernel, stride, dilation)
     assert pad == expected
     # "an output in same size with input when stride is 1" (and ceil(size / stride) otherwise)
-    conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[len(kernel) - 1]
+    conv = (torch.nn.functional.conv1d, torch.nn.functional.conv2d, torch.nn.functional.conv3d)[
+        len(kernel) - 1
+    ]
     x = torch.randn(1, 1, *in_size)
     y = conv(torch.nn.functional.pad(x, pad), torch.ones(1, 1, *kernel), stride=stride, dilation=dilation)
     assert tuple(y.shape[2:]) == tuple(-(-s // stride) for s in in_size)

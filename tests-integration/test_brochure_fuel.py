@@ -103,8 +103,16 @@ def test_sequence_file_list_with_the_brochure_layout(tmp_path):
     def fetcher(data, idx):
         return {"clip": every_2nd(data["image"][idx]), "label": data["label"][idx]}
 
-    tank = Tank(str(tmp_path / "seq.hdf5"), {"image": "vuint8", "label": "int64"}, 1, False,
-                fetch_fn=fetcher, collate_fn=lambda items: items[0], nworker=0, verbose=False)
+    tank = Tank(
+        str(tmp_path / "seq.hdf5"),
+        {"image": "vuint8", "label": "int64"},
+        1,
+        False,
+        fetch_fn=fetcher,
+        collate_fn=lambda items: items[0],
+        nworker=0,
+        verbose=False,
+    )
     first, second = tank.next(), tank.next()
     assert len(first["clip"]) == 3 and first["clip"][0].shape == (8, 8, 3)
     assert len(second["clip"]) == 1  # 3 frames, theta 2 -> 1 frame
@@ -116,7 +124,11 @@ def test_sequence_rows_without_a_label_stay_an_error(tmp_path):
     """The brochure's is_seq example leaves the 2nd and 3rd labels empty; that is reported, not guessed."""
     write_images(tmp_path, 2, size=(8, 8), prefix="vid_1_frame_")
     write_images(tmp_path, 2, size=(8, 8), prefix="vid_2_frame_")
-    lines = ["image\tlabel", '"vid_1_frame_1.jpg,vid_1_frame_2.jpg"\t2', '"vid_2_frame_1.jpg,vid_2_frame_2.jpg"\t']
+    lines = [
+        "image\tlabel",
+        '"vid_1_frame_1.jpg,vid_1_frame_2.jpg"\t2',
+        '"vid_2_frame_1.jpg,vid_2_frame_2.jpg"\t',
+    ]
     (tmp_path / "seq.csv").write_text("\n".join(lines) + "\n")
     fg = FuelGenerator(str(tmp_path), "seq.csv", ["int64"], True)
     with pytest.raises(ValueError, match="label"):
@@ -125,21 +137,21 @@ def test_sequence_rows_without_a_label_stay_an_error(tmp_path):
 
 
 # ---------------------------------------------------------------- Tank (the brochure's E.g.)
-from nebulae.fuel import depot  # noqa: E402  (the brochure's own import line)
-
-
+# fmt: off
+from nebulae.fuel import depot  # noqa: E402, I001  (the brochure's own import line)
 # define data-reading functions
 def fetcher(data, idx):
     ret = {}
-    ret["image"] = data["image"][idx]
-    ret["label"] = data["label"][idx].astype("int64")
+    ret['image'] = data['image'][idx]
+    ret['label'] = data['label'][idx].astype('int64')
     return ret
-
 
 def prep(data):
     # convert to channel-first format
-    data["image"] = np.transpose(data["image"], (2, 0, 1)).astype("float32")
+    data['image'] = np.transpose(data['image'], (2, 0,
+1)).astype('float32')
     return data
+# fmt: on
 
 
 def test_tank_with_the_brochure_fetcher_and_prep(packed):
@@ -166,8 +178,17 @@ def test_tank_with_the_brochure_fetcher_and_prep(packed):
 
 def test_tank_without_same_size_keeps_the_short_last_batch(packed):
     dst_path, _ = packed
-    tank = depot.Tank(dst_path, {"image": "vuint8", "label": "int64"}, 4, False, False, fetcher, prep,
-                      nworker=0, verbose=False)
+    tank = depot.Tank(
+        dst_path,
+        {"image": "vuint8", "label": "int64"},
+        4,
+        False,
+        False,
+        fetcher,
+        prep,
+        nworker=0,
+        verbose=False,
+    )
     sizes = [len(tank.next()["label"]) for _ in range(tank.MPE)]
     assert tank.MPE == 3 and sizes == [4, 4, 2]
     tank.close()

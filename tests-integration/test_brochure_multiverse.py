@@ -32,9 +32,15 @@ def _prepare(workdir: Path) -> None:
 def _run_example(workdir: Path, nworld: int, env: dict[str, str]) -> list[dict]:
     out = subprocess.run(
         [sys.executable, str(EXAMPLE), str(nworld)],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=240,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
-    assert out.returncode == 0, f"example failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    assert out.returncode == 0, (
+        f"example failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    )
     return [json.loads((workdir / f"rank{r}.json").read_text()) for r in range(nworld)]
 
 

@@ -28,9 +28,15 @@ def reports(tmp_path_factory):
     env.pop("MASTER_PORT", None)
     out = subprocess.run(
         [sys.executable, "-m", "brochure.tank_universe", str(data), str(work), "2"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=240,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
-    assert out.returncode == 0, f"ranks failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    assert out.returncode == 0, (
+        f"ranks failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    )
     return [json.loads((work / f"rank{r}.json").read_text()) for r in range(2)]
 
 

@@ -27,7 +27,9 @@ def write_images(folder: Path, n: int, size: tuple[int, int] = (24, 16), prefix:
     return names
 
 
-def write_file_list(folder: Path, names: list[str], labels: list[int], csv_name: str = "file_list.csv") -> str:
+def write_file_list(
+    folder: Path, names: list[str], labels: list[int], csv_name: str = "file_list.csv"
+) -> str:
     """Write the brochure's tab-separated ``image<TAB>label`` table and return its name."""
     rows = ["image\tlabel"] + [f"{name}\t{label}" for name, label in zip(names, labels, strict=True)]
     (folder / csv_name).write_text("\n".join(rows) + "\n")
