@@ -6,14 +6,12 @@ subprocess with a timeout, in a directory holding a small real HDF5 packed by Fu
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from brochure.images import write_file_list, write_images
+from brochure.ranks import cpu_env, run_ranks
 
 from nebulae.fuel import FuelGenerator
 
@@ -27,21 +25,6 @@ def _prepare(workdir: Path) -> None:
     labels = [int(i >= N_IMAGES // 2) for i in range(N_IMAGES)]  # separable by colour
     fg = FuelGenerator(str(raw), write_file_list(raw, names, labels), ["int64"])
     fg.generate(str(workdir / "fuel.hdf5"), 8, 8, nworker=1, verbose=False)
-
-
-def _run_example(workdir: Path, nworld: int, env: dict[str, str]) -> list[dict]:
-    out = subprocess.run(
-        [sys.executable, str(EXAMPLE), str(nworld)],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert out.returncode == 0, (
-        f"example failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    )
-    return [json.loads((workdir / f"rank{r}.json").read_text()) for r in range(nworld)]
 
 
 def _check_ranks(workdir: Path, reports: list[dict], nworld: int) -> None:
@@ -61,9 +44,7 @@ def _check_ranks(workdir: Path, reports: list[dict], nworld: int) -> None:
 
 def test_the_multiverse_example_trains_on_two_cpu_ranks(tmp_path):
     _prepare(tmp_path)
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")  # a CPU run on gloo, even on a GPU machine
-    env.pop("MASTER_PORT", None)
-    reports = _run_example(tmp_path, 2, env)
+    reports = run_ranks([str(EXAMPLE), "2"], tmp_path, 2, cpu_env())  # gloo, even on a GPU machine
     assert {r["device"] for r in reports} == {"cpu"}
     _check_ranks(tmp_path, reports, 2)
 
@@ -75,6 +56,6 @@ def test_the_multiverse_example_on_gpus(tmp_path):
         pytest.skip("needs a CUDA GPU")
     nworld = min(2, torch.cuda.device_count())
     _prepare(tmp_path)
-    reports = _run_example(tmp_path, nworld, dict(os.environ))
+    reports = run_ranks([str(EXAMPLE), str(nworld)], tmp_path, nworld, dict(os.environ))
     assert all(r["device"].startswith("cuda") for r in reports)
     _check_ranks(tmp_path, reports, nworld)

@@ -6,17 +6,11 @@ each epoch, one MPE, one seed (rank 0's), and identical parameters after trainin
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from brochure.images import colour, pack_indexed
+from brochure.ranks import cpu_env, run_ranks
 
-HERE = Path(__file__).resolve().parent
 N_ROWS = 16  # batch 4 x 2 ranks x MPE 2
 
 
@@ -24,20 +18,8 @@ N_ROWS = 16  # batch 4 x 2 ranks x MPE 2
 def reports(tmp_path_factory):
     work = tmp_path_factory.mktemp("mv-tank")
     data = pack_indexed(work / "raw", N_ROWS, work / "fuel.hdf5")  # label = row index
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(HERE))
-    env.pop("MASTER_PORT", None)
-    out = subprocess.run(
-        [sys.executable, "-m", "brochure.tank_universe", str(data), str(work), "2"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert out.returncode == 0, (
-        f"ranks failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    )
-    return [json.loads((work / f"rank{r}.json").read_text()) for r in range(2)]
+    args = ["-m", "brochure.tank_universe", str(data), str(work), "2"]
+    return run_ranks(args, work, 2, cpu_env())
 
 
 def test_ranks_see_disjoint_samples_that_cover_each_epoch(reports):
