@@ -68,3 +68,19 @@ def test_log_record_continues_an_earlier_run(tmp_path):
     with open(tmp_path / "run2" / "loss_TRAIN_mile.csv", newline="") as f:
         rows = list(csv.reader(f))[1:]
     assert len(rows) == 9 and int(rows[-1][0]) == 9 and float(rows[-1][1]) == 0.01
+
+
+def test_tailor_and_inviz_formats(tmp_path, capsys):
+    calls = []
+    fmt = {
+        "lr": (lambda v: f"lr={v:g}", "tailor"),
+        "sample": (lambda stage, epoch, mile, mpe, value: calls.append((stage, epoch, mile)), "inviz"),
+    }
+    db = DashBoard(log_path=str(tmp_path), format=fmt)
+    for mile in range(2):
+        db.gauge({"loss": 0.5, "lr": 0.001, "sample": None}, mile, 0, 2, "TRAIN")
+    db.log(gauge=False)
+    assert "lr=0.001" in capsys.readouterr().out
+    assert calls[:2] == [("TRAIN", 1, 1), ("TRAIN", 1, 2)]  # every call, 1-based
+    assert ("TRAIN", 1, -1) in calls  # once more at the epoch end
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loss_TRAIN_epoch.csv", "loss_TRAIN_mile.csv"]

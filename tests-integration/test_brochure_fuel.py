@@ -240,3 +240,37 @@ def test_sampling_takes_a_frame_every_theta(photo):
     picked = depot.Comburant(depot.sampling(3), end=False)(clip)
     assert len(picked) == 3
     assert [int(f[0, 0, 0]) // 3 for f in picked] == [0, 1, 2]  # one frame from each window of 3
+
+
+# ---------------------------------------------------------------- documented arguments
+def test_config_dict_replaces_the_other_arguments(raw, tmp_path):
+    file_dir, file_list, labels = raw
+    config = {"file_dir": str(file_dir), "file_list": file_list, "dtype": ["int64"], "is_seq": False}
+    fg = FuelGenerator(config=config)
+    fg.generate(str(tmp_path / "cfg.hdf5"), 8, 8, nworker=1, verbose=False)
+    with h5py.File(tmp_path / "cfg.hdf5", "r") as f:
+        assert list(f["label"][()]) == labels
+    with pytest.raises(TypeError):  # "mutually exclusive"
+        FuelGenerator(str(file_dir), config=config)
+
+
+def test_png_is_lossless_and_keep_exif_keeps_the_photo_metadata(tmp_path):
+    from PIL import Image
+
+    from nebulae.fuel import byte2arr
+
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x010F] = "NebulaeCam"  # Make
+    Image.fromarray(pixels).save(tmp_path / "img_1.png")
+    Image.fromarray(pixels).save(tmp_path / "img_2.jpg", exif=exif, quality=95)
+    (tmp_path / "file_list.csv").write_text("image\tlabel\nimg_1.png\t0\nimg_2.jpg\t1\n")
+    fg = FuelGenerator(str(tmp_path), "file_list.csv", ["int64"], False)
+    fg.generate(str(tmp_path / "png.hdf5"), encode="PNG", nworker=1, verbose=False)
+    fg.generate(str(tmp_path / "exif.hdf5"), keep_exif=True, nworker=1, verbose=False)
+    fg.generate(str(tmp_path / "plain.hdf5"), keep_exif=False, nworker=1, verbose=False)
+    with h5py.File(tmp_path / "png.hdf5", "r") as f:
+        assert np.array_equal(byte2arr(f["image"][0]), pixels)  # 0 x 0: each image keeps its size
+    for name, kept in (("exif.hdf5", True), ("plain.hdf5", False)):
+        with h5py.File(tmp_path / name, "r") as f:
+            assert (b"NebulaeCam" in f["image"][1].tobytes()) is kept
