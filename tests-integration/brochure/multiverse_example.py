@@ -64,7 +64,7 @@ def launch(mv=None): ## <======[1]
           super(Train, self).__init__(scope)
           self.net = net
           # initialize params
-          self.optz = dock.Momentum(net, 0.05)  # [added]
+          self.optz = dock.Momentum(net, 0.01)  # [added]
       def run(self, x, z):
           # define training step
           loss = self.net(x, z)
@@ -115,9 +115,10 @@ def launch(mv=None): ## <======[1]
   with open(f"rank{mv.rank}.json", "w") as f:  # [added]
       json.dump(report, f)
 if __name__ == '__main__':
-  is_distributed = True  # [added] the brochure's pseudo-code condition
+  nworld = int(sys.argv[1]) if len(sys.argv) > 1 else 2  # [added]
+  is_distributed = nworld > 1  # [added] the brochure's pseudo-code condition
   if is_distributed:  # [changed] if is distributed:
-      mv = neb.cockpit.Multiverse(launch, int(sys.argv[1]) if len(sys.argv) > 1 else 2) ##  # [changed] 4
+      mv = neb.cockpit.Multiverse(launch, nworld) ##  # [changed] 4
       mv() # _______[6]
   else:  # [changed] indentation
     neb.cockpit.Multiverse(launch, 1)()  # [changed] launch(): mv=None has no init()
