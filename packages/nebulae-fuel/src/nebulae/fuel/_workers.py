@@ -186,28 +186,25 @@ class _Leaf:
         self.offset, self.shape, self.dtype = offset, shape, dtype
 
 
-def _swap(tree: Any, placed: dict[int, Any]) -> Any:
-    if isinstance(tree, np.ndarray) and id(tree) in placed:
-        return _Leaf(*placed[id(tree)])
+def _map_tree(tree: Any, fn: Any) -> Any:
+    """Rebuild dicts, (plain) tuples and lists with `fn` applied to every other node."""
     if isinstance(tree, dict):
-        return {k: _swap(v, placed) for k, v in tree.items()}
+        return {k: _map_tree(v, fn) for k, v in tree.items()}
     if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
-        return tuple(_swap(v, placed) for v in tree)
+        return tuple(_map_tree(v, fn) for v in tree)
     if isinstance(tree, list):
-        return [_swap(v, placed) for v in tree]
-    return tree
+        return [_map_tree(v, fn) for v in tree]
+    return fn(tree)
+
+
+def _swap(tree: Any, placed: dict[int, Any]) -> Any:
+    """Replace arrays written into a slab by _Leaf placeholders."""
+    return _map_tree(tree, lambda x: _Leaf(*placed[id(x)]) if isinstance(x, np.ndarray) and id(x) in placed else x)
 
 
 def _unswap(tree: Any, make: Any) -> Any:
-    if isinstance(tree, _Leaf):
-        return make(tree)
-    if isinstance(tree, dict):
-        return {k: _unswap(v, make) for k, v in tree.items()}
-    if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
-        return tuple(_unswap(v, make) for v in tree)
-    if isinstance(tree, list):
-        return [_unswap(v, make) for v in tree]
-    return tree
+    """Replace _Leaf placeholders by arrays made with `make(leaf)`."""
+    return _map_tree(tree, lambda x: make(x) if isinstance(x, _Leaf) else x)
 
 
 class _WorkerSlabs:
