@@ -64,7 +64,8 @@ class RowEncoder:
     def run(self, refs: list[Any]) -> Iterator[list[Any]]:
         """Yield lists of results, chunk by chunk, in the order of `refs`."""
         chunks = [
-            [(i, refs[i]) for i in range(a, min(a + self.chunk, len(refs)))] for a in range(0, len(refs), self.chunk)
+            [(i, refs[i]) for i in range(a, min(a + self.chunk, len(refs)))]
+            for a in range(0, len(refs), self.chunk)
         ]
         if self.pool is None:
             for chunk in chunks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -42,11 +43,13 @@ def resolve_paths(data_path: Any) -> tuple[list[str], str]:
             out.append(path)
             continue
         stem, suffix = os.path.splitext(path)
-        shards = []
+        shards: list[str] = []
         while os.path.exists(f"{stem}_{len(shards)}{suffix}"):
             shards.append(f"{stem}_{len(shards)}{suffix}")
         if not shards:
-            raise FileNotFoundError(f"'data_path' {path!r} does not exist (nor does its first shard {stem}_0{suffix})")
+            raise FileNotFoundError(
+                f"'data_path' {path!r} does not exist (nor does its first shard {stem}_0{suffix})"
+            )
         out.extend(shards)
     if len(kinds) > 1:
         raise ValueError("'data_path' mixes HDF5 and NPZ files; pack them in one format")
@@ -71,7 +74,9 @@ class _Shard:
             try:
                 self.raw: Any = h5py.File(path, "r")
             except OSError as exc:
-                raise ValueError(f"{name} is not a readable HDF5 file (truncated or foreign?): {exc}") from None
+                raise ValueError(
+                    f"{name} is not a readable HDF5 file (truncated or foreign?): {exc}"
+                ) from None
             self.keys = [k for k in self.raw if isinstance(self.raw[k], h5py.Dataset)]
             for key in self.keys:
                 attrs = self.raw[key].attrs
@@ -84,11 +89,17 @@ class _Shard:
             try:
                 self.raw = np.load(path, allow_pickle=False)
             except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-                raise ValueError(f"{name} is not a readable NPZ archive (truncated or foreign?): {exc}") from None
+                raise ValueError(
+                    f"{name} is not a readable NPZ archive (truncated or foreign?): {exc}"
+                ) from None
             if not hasattr(self.raw, "files"):
                 raise ValueError(f"{name} holds a single array, not an NPZ archive of columns")
             files = self.raw.files
-            self.keys = [k for k in files if not k.startswith("__") and not k.endswith(("__offsets", "__frames", "__nframes"))]
+            self.keys = [
+                k
+                for k in files
+                if not k.startswith("__") and not k.endswith(("__offsets", "__frames", "__nframes"))
+            ]
             self.files = set(files)
             if META_KEY in files:
                 meta = json.loads(str(self._npz(META_KEY).reshape(-1)[0]))
@@ -101,7 +112,9 @@ class _Shard:
             try:
                 self.cache[key] = self.raw[key]
             except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise ValueError(f"{os.path.basename(self.path)}: array {key!r} cannot be read ({exc})") from None
+                raise ValueError(
+                    f"{os.path.basename(self.path)}: array {key!r} cannot be read ({exc})"
+                ) from None
         return self.cache[key]
 
     def length(self, key: str) -> int:
@@ -132,10 +145,8 @@ class _Shard:
         self.cache.clear()
         self.maps.clear()
         self.datasets.clear()
-        try:
+        with contextlib.suppress(Exception):
             self.raw.close()
-        except Exception:  # noqa: BLE001 - closing an already broken handle
-            pass
 
     # -- reading ----------------------------------------------------------------------------------------
 
@@ -144,10 +155,7 @@ class _Shard:
         image = self.images.get(key)
         if image and image["encode"] == "RAW":
             return self._read_raw(key, rows)
-        if self.kind == "hdf5":
-            items = self._read_hdf5(key, rows)
-        else:
-            items = self._read_npz(key, rows)
+        items = self._read_hdf5(key, rows) if self.kind == "hdf5" else self._read_npz(key, rows)
         if image and decode:
             return [[byte2arr(f) for f in it] if isinstance(it, list) else byte2arr(it) for it in items]
         return items
@@ -186,9 +194,7 @@ class _Shard:
         arr = self._npz(key)
         if key + "__frames" in self.files:
             offsets, frames = self._npz(key + "__offsets"), self._npz(key + "__frames")
-            return [
-                [arr[offsets[f] : offsets[f + 1]] for f in range(frames[i], frames[i + 1])] for i in rows
-            ]
+            return [[arr[offsets[f] : offsets[f + 1]] for f in range(frames[i], frames[i + 1])] for i in rows]
         if key + "__offsets" in self.files:
             offsets = self._npz(key + "__offsets")
             return [arr[offsets[i] : offsets[i + 1]] for i in rows]
@@ -212,7 +218,7 @@ class _Shard:
                     FuelWarning,
                     stacklevel=3,
                 )
-                arr = _H5Rows(ds)
+                arr = _H5Rows(ds)  # type: ignore[assignment]
             else:
                 arr = np.memmap(self.path, dtype=np.uint8, mode="r", offset=offset, shape=ds.shape)
         self.maps[key] = arr
@@ -369,7 +375,7 @@ class Source:
 _prefetched = threading.local()
 
 
-class prefetch:  # noqa: N801 - used as a context manager
+class prefetch:
     """Read the rows of a batch in one call per column, so that per-row `data[col][i]` in fetch_fn is cheap."""
 
     def __init__(self, data: Data, keys: Sequence[str], rows: np.ndarray) -> None:
@@ -398,7 +404,7 @@ class ColumnView(Sequence):
     def __len__(self) -> int:
         return self._source.length(self._key)
 
-    def __getitem__(self, idx: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, idx: Any) -> Any:
         if isinstance(idx, slice):
             return self._source.read(self._key, np.arange(len(self))[idx])
         if isinstance(idx, (list, np.ndarray)):

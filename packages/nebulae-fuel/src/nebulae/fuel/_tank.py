@@ -20,7 +20,7 @@ from ._rank import get_rank, get_world_size
 from ._source import Source, resolve_paths
 from ._workers import InlineExecutor, ProcessExecutor, ThreadExecutor
 
-DEFAULT_WORKER_TYPE = "thread"
+DEFAULT_WORKER_TYPE = "process"  # fixed by bench/bench_fuel.py (JPEG + prep: processes ~1.5x threads)
 _OPEN_TANKS: weakref.WeakSet[Tank] = weakref.WeakSet()
 
 
@@ -28,6 +28,23 @@ _OPEN_TANKS: weakref.WeakSet[Tank] = weakref.WeakSet()
 def _close_all() -> None:
     for tank in list(_OPEN_TANKS):
         tank.close()
+
+
+def _picklable(*fns: Any) -> bool:
+    """Whether process workers could receive these callables (lambdas and local functions cannot)."""
+    import pickle
+    import sys
+
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    for fn in fns:
+        # functions of an interactive __main__ (REPL, notebook, -c) pickle by name but cannot be found in a child
+        if fn is not None and getattr(fn, "__module__", None) == "__main__" and not main_file:
+            return False
+    try:
+        pickle.dumps(fns)
+    except Exception:
+        return False
+    return True
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -50,7 +67,8 @@ class Tank:
         collate_fn: `collate_fn(items) -> batch`; default NumPy stacking per key.
         seed: int >= 0 fixing order and augmentation; None draws one from `random`.
         nworker: workers; None -> min(8, cpu_count // world size); 0 builds in the calling thread.
-        worker_type: 'thread' or 'process' (callables must then be picklable); None -> 'thread'.
+        worker_type: 'thread' or 'process' (callables must then be picklable); None -> 'process' when the
+            callables pickle, else 'thread'.
         decode: decode image columns to uint8 HWC (False returns the encoded bytes).
         verbose: print a one-line notice on rank <= 0.
 
@@ -82,7 +100,9 @@ class Tank:
         self._executor: Any = None
         paths, kind = resolve_paths(data_path)
         if not isinstance(data_specf, dict):
-            raise TypeError(f"'data_specf' must be a dict of column -> dtype (got {type(data_specf).__name__})")
+            raise TypeError(
+                f"'data_specf' must be a dict of column -> dtype (got {type(data_specf).__name__})"
+            )
         if not data_specf:
             raise ValueError("'data_specf' is empty; list at least one column, e.g. {'image': 'vuint8'}")
         for key, dtype in data_specf.items():
@@ -98,7 +118,7 @@ class Tank:
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name!r} must be callable or None (got {type(fn).__name__})")
         if worker_type is None:
-            worker_type = DEFAULT_WORKER_TYPE
+            worker_type = DEFAULT_WORKER_TYPE if _picklable(fetch_fn, prep_fn, collate_fn) else "thread"
         if worker_type not in ("thread", "process"):
             raise ValueError(f"'worker_type' must be 'thread' or 'process' (got {worker_type!r})")
         self.shuffle = bool(shuffle)
@@ -135,8 +155,8 @@ class Tank:
         self._order_cache: tuple[int, np.ndarray] | None = None
         _OPEN_TANKS.add(self)
         if verbose and rank <= 0:
-            print(f"tank mounted: {os.path.basename(paths[0])}{' (+%d shards)' % (len(paths) - 1) if len(paths) > 1 else ''}"
-                  f", {self._len} samples, MPE {self.MPE}")
+            more = f" (+{len(paths) - 1} shards)" if len(paths) > 1 else ""
+            print(f"tank mounted: {os.path.basename(paths[0])}{more}, {self._len} samples, MPE {self.MPE}")
 
     def _recompute(self) -> None:
         mpe = miles_per_epoch(self._len, self.batch_size, self.nworld, self.in_same_size)
@@ -159,7 +179,9 @@ class Tank:
 
     def indices(self, epoch: int, mile: int) -> np.ndarray:
         """Sample indices of batch `mile` of `epoch` on this rank."""
-        return rank_batch(self._order(epoch), mile, self.batch_size, self.nworld, self.rank, self.in_same_size)
+        return rank_batch(
+            self._order(epoch), mile, self.batch_size, self.nworld, self.rank, self.in_same_size
+        )
 
     # -- workers --------------------------------------------------------------------------------------
 
@@ -279,7 +301,7 @@ class Tank:
         try:
             if self._executor is not None:
                 self._executor.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
+        except Exception:
             pass
 
     def as_torch(self) -> Any:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import os
 import pickle
 import signal
 import threading
 import traceback
 import uuid
-import weakref
 from typing import Any
 
 import numpy as np
 
 from ._build import BatchBuilder
-from ._collate import _Stack, leaves, materialise
+from ._collate import leaves, materialise
 from ._pack import mp_context
 
 _ALIGN = 64
@@ -41,10 +41,8 @@ class _Lease:
         self.key = key
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.release(self.key)
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
 
 class _Holder:
@@ -53,8 +51,10 @@ class _Holder:
     __slots__ = ("__array_interface__", "lease")
 
 
-def _view(ptr: int, offset: int, shape: tuple[int, ...], dtype: np.dtype, lease: _Lease, keep: Any) -> np.ndarray:
-    holder = _Holder()
+def _view(
+    ptr: int, offset: int, shape: tuple[int, ...], dtype: np.dtype, lease: _Lease, keep: Any
+) -> np.ndarray:
+    holder: Any = _Holder()
     holder.__array_interface__ = {
         "data": (ptr + offset, False),
         "shape": tuple(shape),
@@ -80,7 +80,9 @@ class _BumpAlloc:
         off = self.offset
         self.offset += _aligned(nbytes)
         if self.lease is None:
-            arr = np.frombuffer(self.keep, dtype=np.uint8, count=nbytes, offset=off).view(dtype).reshape(shape)
+            arr = (
+                np.frombuffer(self.keep, dtype=np.uint8, count=nbytes, offset=off).view(dtype).reshape(shape)
+            )
         else:
             arr = _view(self.ptr, off, shape, np.dtype(dtype), self.lease, self.keep)
         self.placed[id(arr)] = (off, tuple(shape), np.dtype(dtype).str)
@@ -199,7 +201,9 @@ def _map_tree(tree: Any, fn: Any) -> Any:
 
 def _swap(tree: Any, placed: dict[int, Any]) -> Any:
     """Replace arrays written into a slab by _Leaf placeholders."""
-    return _map_tree(tree, lambda x: _Leaf(*placed[id(x)]) if isinstance(x, np.ndarray) and id(x) in placed else x)
+    return _map_tree(
+        tree, lambda x: _Leaf(*placed[id(x)]) if isinstance(x, np.ndarray) and id(x) in placed else x
+    )
 
 
 def _unswap(tree: Any, make: Any) -> Any:
@@ -235,10 +239,8 @@ class _WorkerSlabs:
         self.views.clear()
         for shm in self.slabs.values():
             shm.close()
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 shm.unlink()
-            except FileNotFoundError:
-                pass
         self.slabs.clear()
 
 
@@ -303,11 +305,11 @@ def _worker_main(conn: Any, builder: BatchBuilder, tag: str) -> None:
                 else:
                     out = materialise(tree)
                 conn.send(("ok", task_id, name, out))
-            except Exception as exc:  # noqa: BLE001 - shipped to the parent, re-raised by next()
+            except Exception as exc:
                 text = traceback.format_exc()
                 try:
                     payload = pickle.dumps(exc)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     payload = None
                 conn.send(("err", task_id, payload, text))
     finally:
@@ -367,7 +369,9 @@ class ProcessExecutor:
         self.next_worker = (self.next_worker + 1) % len(self.workers)
         self.task_ids += 1
         try:
-            worker.conn.send(("task", self.task_ids, key[0], key[1], np.asarray(indices), worker.take_freed()))
+            worker.conn.send(
+                ("task", self.task_ids, key[0], key[1], np.asarray(indices), worker.take_freed())
+            )
         except OSError:
             worker.proc.join(1)
             raise RuntimeError(
@@ -396,7 +400,9 @@ class ProcessExecutor:
                         f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})"
                     ) from None
             elif not worker.proc.is_alive():
-                raise RuntimeError(f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})")
+                raise RuntimeError(
+                    f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})"
+                )
         msg = self.done.pop(task_id)
         if msg[0] == "err":
             _, _, payload, text = msg
@@ -404,7 +410,7 @@ class ProcessExecutor:
             if payload is not None:
                 try:
                     exc = pickle.loads(payload)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     exc = None
             if not isinstance(exc, BaseException):
                 exc = RuntimeError(f"a Tank worker failed:\n{text}")
@@ -416,13 +422,15 @@ class ProcessExecutor:
             return tree
         keep, ptr = worker.attach(name)
         lease = _Lease(worker.freed.append, name)
-        return _unswap(tree, lambda leaf: _view(ptr, leaf.offset, leaf.shape, np.dtype(leaf.dtype), lease, keep))
+        return _unswap(
+            tree, lambda leaf: _view(ptr, leaf.offset, leaf.shape, np.dtype(leaf.dtype), lease, keep)
+        )
 
     def discard(self) -> None:
-        for worker, task_id in self.owner.values():
+        for _worker, task_id in self.owner.values():
             self.discarded.add(task_id)
         self.owner.clear()
-        for task_id, msg in list(self.done.items()):
+        for task_id, _msg in list(self.done.items()):
             self.done.pop(task_id)
         # results still in flight are drained (and their slabs freed) as they arrive
 
@@ -431,10 +439,8 @@ class ProcessExecutor:
             return
         self.closed = True
         for worker in self.workers:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 worker.conn.send(("stop",))
-            except (OSError, ValueError):
-                pass
         for worker in self.workers:
             worker.proc.join(timeout=5)
             if worker.proc.is_alive():
@@ -454,10 +460,5 @@ def _unlink_leftovers(tag: str) -> None:
         return
     for name in os.listdir(shm_dir):
         if name.startswith(tag):
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(os.path.join(shm_dir, name))
-            except OSError:
-                pass
-
-
-_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()
