@@ -289,6 +289,14 @@ def test_seek_resumes_at_the_same_batch(packed):
         np.testing.assert_array_equal(t.next()["idx"], batches[7])
 
 
+def test_closed_tank_refuses_next(packed):
+    tank = Tank(packed["PNG", "hdf5"], SPEC, 4, nworker=0, verbose=False)
+    tank.next()
+    tank.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        tank.next()
+
+
 def test_worker_exception_is_reraised_and_workers_cleaned(packed):
     def broken(item):
         raise ZeroDivisionError("bad prep")

@@ -43,6 +43,18 @@ class _Terminated(BaseException):
     """Raised in the main thread by the SIGTERM handler installed during generate()."""
 
 
+_TERM_SEEN = threading.Event()
+_INT_SEEN = threading.Event()
+
+
+def _check_terminated() -> None:
+    """Re-raise a signal whose exception was swallowed (e.g. it landed inside a __del__)."""
+    if _TERM_SEEN.is_set():
+        raise _Terminated()
+    if _INT_SEEN.is_set():
+        raise KeyboardInterrupt
+
+
 def _check_setting(key: str, value: Any) -> Any:
     """Validate one stored setting; return its normalised value."""
     if key == "dtype":
@@ -410,9 +422,11 @@ class FuelGenerator:
                             writer.write_images(pos, results)
                             pos += len(results)
                             progress.update(len(results))
+                            _check_terminated()
                     else:
                         progress.update(b - a)
                     writer.finish()
+            _check_terminated()
             for tmp, final in zip(temps, finals, strict=True):
                 os.replace(tmp, final)
                 placed.append(final)
@@ -464,10 +478,18 @@ class FuelGenerator:
             return None
 
         def on_term(signum: int, frame: Any) -> None:
+            _TERM_SEEN.set()  # in case the exception lands somewhere that swallows it (a __del__)
             raise _Terminated()
 
+        def on_int(signum: int, frame: Any) -> None:
+            _INT_SEEN.set()
+            raise KeyboardInterrupt
+
+        _TERM_SEEN.clear()
+        _INT_SEEN.clear()
+
         old = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, on_int)
         signal.signal(signal.SIGTERM, on_term)
         return old
 

@@ -356,7 +356,9 @@ class Source:
         if len(self.shards) == 1:
             arr = self.shards[0].raw_array(key)
             if isinstance(arr, np.ndarray):
-                np.take(arr, rows, axis=0, out=out)
+                # rows are validated: mode='clip' lets numpy copy straight into `out` (mode='raise' with out=
+                # goes through a temporary and runs ~3x slower)
+                np.take(arr, rows, axis=0, out=out, mode="clip")
             else:
                 out[...] = arr[rows]
             return out
