@@ -3,5 +3,8 @@
 from __future__ import annotations
 
 from .__about__ import __version__
+from ._board import DashBoard
+from ._curve import curve2str
+from ._warnings import AerologWarning
 
-__all__ = ["__version__"]
+__all__ = ["AerologWarning", "DashBoard", "__version__", "curve2str"]

@@ -98,11 +98,10 @@ class BufferPool:
 
     def acquire(self, nbytes: int) -> np.ndarray:
         with self._lock:
-            fits = [b for b in self._free if b.nbytes >= nbytes]
+            # by position, not list.remove: == on arrays compares elements (and broadcasts)
+            fits = [k for k, b in enumerate(self._free) if b.nbytes >= nbytes]
             if fits:
-                buf = min(fits, key=lambda b: b.nbytes)
-                self._free.remove(buf)
-                return buf
+                return self._free.pop(min(fits, key=lambda k: self._free[k].nbytes))
         return np.empty(max(nbytes, _ALIGN) + nbytes // 8, dtype=np.uint8)
 
     def release(self, buf: np.ndarray) -> None:

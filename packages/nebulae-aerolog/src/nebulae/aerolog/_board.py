@@ -1,0 +1,533 @@
+"""DashBoard: records metrics on every step and draws a progress line and a live curve in the terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import operator
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from time import perf_counter
+from typing import Any, TypeVar
+
+from ._curve import curve2str
+from ._format import DEFAULT_FORMAT, RECORDED, call_inviz, parse_format
+from ._lines import WAIT, fragments, pick_curve, progress_line, summary_line
+from ._rank import get_rank
+from ._screen import Screen, clip, visible_len
+from ._series import Series, to_number
+from ._track import AUTO, Step, tracked
+
+__all__ = ["DashBoard"]
+
+T = TypeVar("T")
+
+_TTY_REFRESH = 0.1  # default seconds between redraws on a terminal (and in wipe mode)
+_PLAIN_REFRESH = 10.0  # ... and between plain lines when stdout is not a terminal
+_WAIT_FORMAT = (".1f", "percent")
+
+
+def _int_arg(name: str, value: object, least: int) -> int:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"{name!r} must be an int >= {least} (got {type(value).__name__} {value!r})"
+        ) from None
+    if number < least:
+        raise ValueError(f"{name!r} must be an int >= {least} (got {number})")
+    return number
+
+
+class DashBoard:
+    """A terminal dashboard for training loops, as light as a progress bar.
+
+    Every :meth:`gauge` call is recorded (per-mile moving averages and per-epoch means of each raw or
+    percent metric). Drawing is throttled by time: on a terminal the board redraws in place a progress
+    line and an ASCII curve of one metric; elsewhere (a file, a pipe, CI logs) it prints plain lines,
+    at most one per `refresh` seconds. Epoch summaries are always printed. Only rank 0 (env
+    ``NEB_RANK``, else ``RANK``) does anything; on other ranks every method is a no-op.
+
+    Args:
+        log_path: directory for :meth:`log` output, created on demand (alias ``log_dir``).
+        window: moving-average window of the per-mile curves, >= 1.
+        divisor: rows of the ASCII curve, >= 1.
+        span: columns of the ASCII curve, >= 10.
+        format: ``{metric: (fmt, mode)}``; unlisted metrics use ``('.4f', 'raw')``. Modes: ``'raw'``
+            (fmt is a %-spec without '%', e.g. ``'.3f'``), ``'percent'`` (value x 100 with '%'),
+            ``'tailor'`` (fmt is ``value -> str``; not recorded) and ``'inviz'`` (fmt is
+            ``(stage, epoch, mile, mpe, value) -> None``, called on every gauge call and with
+            ``mile=-1`` at epoch end; shows nothing, not recorded).
+        refresh: minimum seconds between redraws; None means 0.1 on a terminal, 10 otherwise.
+        config: a dict of the arguments above, instead of passing them.
+
+    Raises:
+        ValueError: an argument is out of range, or `format` holds an unknown mode or a bad fmt.
+        TypeError: both `log_path` and `log_dir`, or `config` together with explicit arguments.
+
+    Example:
+        >>> board = DashBoard("./aerolog", window=10, format={"acc": (".2f", "percent")})
+        >>> for epoch in range(2):  # doctest: +SKIP
+        ...     for mile, batch in enumerate(board.track(loader, stage="TRAIN", epoch=epoch)):
+        ...         board.gauge({"loss": step(batch), "acc": accuracy})
+        >>> board.log()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        log_path: str | os.PathLike[str] = "./aerolog",
+        window: int = 1,
+        divisor: int = 10,
+        span: int = 30,
+        format: Mapping[str, Any] | None = None,
+        *,
+        refresh: float | None = None,
+        config: Mapping[str, Any] | None = None,
+        log_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if log_dir is not None:
+            if log_path != "./aerolog":
+                raise TypeError("pass either 'log_path' or its alias 'log_dir', not both")
+            log_path = log_dir
+        if config is not None:
+            given = dict(
+                log_path=log_path, window=window, divisor=divisor, span=span, format=format, refresh=refresh
+            )
+            defaults = dict(log_path="./aerolog", window=1, divisor=10, span=30, format=None, refresh=None)
+            if given != defaults:
+                raise TypeError("pass the DashBoard settings either in 'config' or as arguments, not both")
+            unknown = set(config) - set(defaults) - {"log_dir"}
+            if unknown:
+                raise TypeError(f"'config' has unknown keys {sorted(unknown)}; allowed: {sorted(defaults)}")
+            settings = {**defaults, **config}
+            if "log_dir" in settings:
+                settings["log_path"] = settings.pop("log_dir")
+            log_path, window, divisor, span = (settings[k] for k in ("log_path", "window", "divisor", "span"))
+            format, refresh = settings["format"], settings["refresh"]
+        self.log_path = os.fspath(log_path)
+        self.window = _int_arg("window", window, 1)
+        self.divisor = _int_arg("divisor", divisor, 1)
+        self.span = _int_arg("span", span, 10)
+        if refresh is not None and (not isinstance(refresh, int | float) or not refresh >= 0):
+            raise ValueError(f"'refresh' must be a number of seconds >= 0 or None (got {refresh!r})")
+        self.refresh = refresh
+        self._formats = parse_format(format)
+        self._active = get_rank() <= 0
+        if self._active:
+            os.makedirs(self.log_path, exist_ok=True)
+        self._plans: dict[str, dict[str, Series]] = {}  # stage -> metric -> Series, in first-seen order
+        self._series: dict[str, Series] = {}  # "stage:metric" -> Series, recorded ones only
+        self._merged: set[tuple[str, str]] = set()
+        self._step: Step | None = None  # set while a track() loop runs
+        self._min_refresh = _TTY_REFRESH if refresh is None else refresh
+        self._last_draw = -math.inf
+        self._t_first: float | None = None
+        self._t_epoch = 0.0
+        self._screen = Screen()
+
+    # ------------------------------------------------------------------ recording
+
+    def _plan(self, plan: dict[str, Series], stage: str, name: str) -> Series:
+        fmt, mode = self._formats.get(name, _WAIT_FORMAT if name == WAIT else DEFAULT_FORMAT)
+        rec = self._series.get(f"{stage}:{name}") or Series(stage, name, fmt, mode, self.window)
+        plan[name] = rec
+        if rec.recorded:
+            self._series[rec.key] = rec
+        return rec
+
+    def gauge(
+        self,
+        entry: Mapping[str, Any],
+        mile: int | None = None,
+        epoch: int | None = None,
+        mpe: int | None = None,
+        stage: str | None = None,
+        interval: int | None = None,
+        duration: float | None = None,
+        *,
+        plot: bool = True,
+        wipe: bool = False,
+        flush: int = 0,
+        is_global: bool = True,
+        is_elastic: bool = False,
+        in_loop: Sequence[int] = (-1,),
+        last_for: int = 1,
+    ) -> None:
+        """Record one step and, when due, redraw the board; print the summary at each epoch end.
+
+        Args:
+            entry: ``{metric: number}`` (0-d arrays and 1-element tensors are accepted); tailor and
+                inviz metrics may hold anything their callable accepts.
+            mile: 0-based step within the epoch.
+            epoch: 0-based epoch.
+            mpe: miles per epoch, >= 1.
+            stage: a label such as ``'TRAIN'`` or ``'DEV'``.
+            interval: redraw at most every `interval` miles (default 1).
+            duration: seconds per step, shown as ``%.3f`` (``--:--`` when None).
+            plot: draw the ASCII curve above the progress line (terminal only).
+            wipe: redraw a single line with ``\\r`` (notebooks); requires ``plot=False``.
+            flush: extra lines to move up when redrawing in place.
+            is_global: the curve samples the whole history (True) or shows the last `span` miles.
+            is_elastic: the curve gives more rows to busy value ranges.
+            in_loop: indices of `entry` metrics whose curves are shown in turn (-1: the first recorded).
+            last_for: how many redraw intervals each curve of `in_loop` stays.
+
+        Inside :meth:`track`, every argument but `entry` may be omitted (then `duration` is the step
+        time and the step's data-wait share is recorded as the percent metric ``data_wait``).
+
+        Raises:
+            TypeError: `entry` is not a dict, a recorded value is not a number, or `mile`, `epoch`,
+                `mpe` or `stage` is omitted outside track().
+            ValueError: a counter is out of range, or `plot` and `wipe` are both true.
+        """
+        if not self._active:
+            return
+        step = self._step
+        if mile is None and step is not None:
+            now = perf_counter()
+            mile = step.mile
+            epoch = step.epoch if epoch is None else epoch
+            mpe = step.mpe if mpe is None else mpe
+            stage = step.stage if stage is None else stage
+            interval = step.interval if interval is None else interval
+            step.gauged = True
+            if entry is not AUTO:
+                step.user = True
+            if step.timed:
+                spent = now - step.t0
+                if duration is None:
+                    duration = spent
+                wait = step.wait / spent if spent > 0 else 0.0
+                entry = {**entry, WAIT: wait} if entry else {WAIT: wait}
+        else:
+            now = perf_counter()
+        if interval is None:
+            interval = 1
+        if not (
+            type(entry) is dict
+            and type(mile) is int
+            and type(epoch) is int
+            and type(mpe) is int
+            and type(interval) is int
+            and type(stage) is str
+            and mile >= 0
+            and epoch >= 0
+            and mpe >= 1
+            and interval >= 1
+        ):
+            entry, mile, epoch, mpe, stage, interval = self._check_gauge(
+                entry, mile, epoch, mpe, stage, interval
+            )
+        if wipe and plot:
+            raise ValueError(
+                "'wipe' redraws a single line and cannot draw the curve: pass plot=False with wipe=True"
+            )
+        m, e = mile + 1, epoch + 1
+        g = epoch * mpe + m
+        if self._t_first is None:
+            self._t_first = self._t_epoch = now
+        plan = self._plans.get(stage)
+        if plan is None:
+            plan = self._plans[stage] = {}
+        new_epoch = m == 1
+        for name, value in entry.items():
+            rec = plan.get(name)
+            if rec is None:
+                rec = self._plan(plan, stage, name)
+            if rec.recorded:
+                if type(value) is not float:
+                    value = to_number(name, value)
+                if new_epoch or rec.epoch != e:
+                    rec.start, rec.epoch = len(rec.vals), e
+                rec.vals.append(value)
+                rec.xs.append(g)
+            elif rec.mode == "inviz":
+                call_inviz(rec.fmt, name, stage, e, m, mpe, value)
+            rec.last = value
+        if m % mpe == 0:
+            self._epoch_end(plan, entry, stage, e, mpe, now)
+        elif m % interval == 0 and now - self._last_draw >= self._min_refresh:
+            self._redraw(plan, entry, stage, e, m, mpe, duration, now, plot, wipe, flush, is_global, is_elastic,
+                         in_loop, last_for, interval)  # fmt: skip
+
+    def _check_gauge(
+        self, entry: object, mile: object, epoch: object, mpe: object, stage: object, interval: object
+    ) -> tuple[dict[str, Any], int, int, int, str, int]:
+        """The slow path of gauge()'s argument check: convert what can be, raise a clear error otherwise."""
+        missing = [
+            n for n, v in (("mile", mile), ("epoch", epoch), ("mpe", mpe), ("stage", stage)) if v is None
+        ]
+        if missing:
+            raise TypeError(
+                f"gauge() missing {', '.join(map(repr, missing))}; only inside DashBoard.track() may they be omitted"
+            )
+        if not isinstance(entry, Mapping):
+            raise TypeError(f"'entry' must be a dict {{metric: number}} (got {type(entry).__name__})")
+        if not isinstance(stage, str):
+            raise TypeError(f"'stage' must be a str such as 'TRAIN' (got {type(stage).__name__} {stage!r})")
+        return (
+            dict(entry),
+            _int_arg("mile", mile, 0),
+            _int_arg("epoch", epoch, 0),
+            _int_arg("mpe", mpe, 1),
+            stage,
+            _int_arg("interval", interval, 1),
+        )
+
+    def read(self, entry: str, stage: str, epoch: int = -1) -> float | None:
+        """Return the epoch average of `entry` in `stage` for a 1-based `epoch` (-1: the latest).
+
+        Epochs of a recorded run merged by :meth:`log` come first. Returns None on ranks > 0.
+
+        Raises:
+            ValueError: `epoch` is 0 or beyond the epochs recorded.
+            KeyError: nothing was recorded per epoch under ``"{stage}:{entry}"``.
+        """
+        if not self._active:
+            return None
+        epoch = operator.index(epoch)
+        if epoch == 0:
+            raise ValueError("'epoch' is 1-based (-1 for the latest); got 0")
+        key = f"{stage}:{entry}"
+        rec = self._series.get(key)
+        values = rec.epoch_curve()[1] if rec else []
+        if not values:
+            raise KeyError(f"no epoch average recorded for {key!r}; recorded: {sorted(self._series)}")
+        if epoch > len(values) or epoch < -len(values):
+            raise ValueError(f"'epoch' {epoch} is out of range: {key!r} has {len(values)} epochs")
+        return values[epoch - 1] if epoch > 0 else values[epoch]
+
+    def record(self, entry: str, stage: str, value: Sequence[float] | float) -> None:
+        """Store a per-epoch series computed elsewhere under ``"{stage}:{entry}"`` (logged and readable).
+
+        Raises:
+            KeyError: that key already holds a series.
+            TypeError: a value is not a number.
+        """
+        if not self._active:
+            return
+        key = f"{stage}:{entry}"
+        if key in self._series:
+            raise KeyError(f"{key!r} is already recorded; pick another metric name or stage")
+        values = list(value) if isinstance(value, Iterable) else [value]
+        rec = self._outside_series(stage, entry)
+        rec.epoch_vals = [to_number(entry, v) for v in values]
+        rec.epoch_xs = list(range(1, len(values) + 1))
+
+    def _outside_series(self, stage: str, name: str) -> Series:
+        """A recorded series for values that come from outside gauge() (record(), a recorded run)."""
+        fmt, mode = self._formats.get(name, DEFAULT_FORMAT)
+        if mode not in RECORDED:
+            fmt, mode = DEFAULT_FORMAT
+        rec = self._series[f"{stage}:{name}"] = Series(stage, name, fmt, mode, self.window)
+        return rec
+
+    # ------------------------------------------------------------------ iteration
+
+    def track(
+        self, iterable: Iterable[T], stage: str, epoch: int, mpe: int | None = None, *, interval: int = 1
+    ) -> Iterator[T]:
+        """Yield the items of `iterable` as the miles of one epoch, measuring where each step's time goes.
+
+        Each step is split into the wait inside ``next()`` (data loading) and the loop body. Inside the
+        loop, ``gauge(entry)`` needs no other argument; a step whose body does not gauge is gauged with
+        ``{}``. Progress lines show items/s, and the wait share is recorded as the percent metric
+        ``data_wait``. For steps of a few microseconds, only one step in many is timed and gauged, so
+        that tracking stays cheaper than the loop.
+
+        Args:
+            iterable: the data, e.g. a Tank or a DataLoader.
+            stage: a label such as ``'TRAIN'``.
+            epoch: the 0-based epoch.
+            mpe: miles per epoch; defaults to ``len(iterable)``.
+            interval: redraw at most every `interval` miles.
+
+        Raises:
+            TypeError: `mpe` is omitted and `iterable` has no length, or an argument has a wrong type.
+            ValueError: `mpe` < 1 (e.g. an empty iterable), `epoch` < 0 or `interval` < 1.
+        """
+        if not isinstance(stage, str):
+            raise TypeError(f"'stage' must be a str such as 'TRAIN' (got {type(stage).__name__} {stage!r})")
+        epoch = _int_arg("epoch", epoch, 0)
+        interval = _int_arg("interval", interval, 1)
+        if mpe is None:
+            try:
+                mpe = len(iterable)  # type: ignore[arg-type]
+            except TypeError:
+                raise TypeError(f"'mpe' is required: a {type(iterable).__name__} has no len()") from None
+        mpe = _int_arg("mpe", mpe, 1)
+        if not self._active:
+            return iter(iterable)
+        return tracked(self, iterable, Step(stage, epoch, mpe, interval))
+
+    # ------------------------------------------------------------------ output
+
+    def close(self) -> None:
+        """Move the cursor below a board drawn in place; drawing resumes below at the next gauge."""
+        if self._active:
+            self._screen.settle()
+
+    def __enter__(self) -> DashBoard:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _redraw(
+        self,
+        plan: dict[str, Series],
+        entry: Mapping[str, Any],
+        stage: str,
+        e: int,
+        m: int,
+        mpe: int,
+        duration: float | None,
+        now: float,
+        plot: bool,
+        wipe: bool,
+        flush: int,
+        is_global: bool,
+        is_elastic: bool,
+        in_loop: Sequence[int],
+        last_for: int,
+        interval: int,
+    ) -> None:
+        screen = self._screen
+        stream = screen.stream()
+        tty = screen.is_tty(stream)
+        if not tty and not wipe and self.refresh is None and now - self._last_draw < _PLAIN_REFRESH:
+            return
+        self._last_draw = now
+        step = self._step
+        rate = None
+        if step is not None and step.stage == stage and now > step.t_start:
+            rate = m / (now - step.t_start)
+        line = progress_line(e, m, mpe, duration, rate, stage, fragments(plan, entry), tty)
+        if wipe:
+            screen.wipe(stream, line)
+        elif not tty:
+            screen.lines(stream, line + "\n")
+        else:
+            rec = pick_curve(plan, list(entry), m, in_loop, interval * max(1, last_for)) if plot else None
+            lines = []
+            if rec is not None:
+                chart = curve2str(
+                    rec.smoothed(), self.divisor, self.span, is_global, is_elastic, "mile", rec.key
+                )
+                lines = chart.split("\n")
+            lines.append(line)
+            screen.frame(stream, lines, screen.width(stream, len(entry)), int(flush))
+
+    def _epoch_end(
+        self,
+        plan: dict[str, Series],
+        entry: Mapping[str, Any],
+        stage: str,
+        e: int,
+        mpe: int,
+        now: float,
+    ) -> None:
+        averages: dict[str, float] = {}
+        for name, rec in plan.items():
+            if rec.recorded:
+                mean = rec.close_epoch(e)
+                if mean is not None:
+                    averages[name] = mean
+            elif rec.mode == "inviz" and name in entry:
+                call_inviz(rec.fmt, name, stage, e, -1, mpe, rec.last)
+        secs = now - self._t_epoch
+        self._t_epoch = now
+        shown = dict.fromkeys([*entry, *averages])
+        rate = mpe / secs if self._step is not None and secs > 0 else None
+        body = summary_line(e, mpe, secs, rate, stage, fragments(plan, shown, averages))
+        screen = self._screen
+        stream = screen.stream()
+        if screen.is_tty(stream):
+            body = clip(body, screen.width(stream, len(entry)))
+        rule = "+" + "-" * (visible_len(body) - 2) + "+"
+        screen.lines(stream, f"{rule}\n{body}\n{rule}\n")
+
+    def write(self, text: object) -> None:
+        """Print `text` above the board without garbling it; the board is drawn again below it.
+
+        Example:
+            >>> board.write(f"saved checkpoint {path}")  # doctest: +SKIP
+        """
+        if self._active:
+            self._screen.write(text)
+
+    @contextlib.contextmanager
+    def redirect(self) -> Iterator[DashBoard]:
+        """Route ``sys.stdout``, ``sys.stderr`` and root-logger stream handlers on them through :meth:`write`.
+
+        Prints and log records then appear above the board, line by line; everything is restored on exit.
+
+        Example:
+            >>> with board.redirect():  # doctest: +SKIP
+            ...     for batch in board.track(loader, stage="TRAIN", epoch=0):
+            ...         print("this line stays above the board")
+        """
+        if not self._active:
+            yield self
+            return
+        with self._screen.redirect():
+            yield self
+
+    # ------------------------------------------------------------------ files
+
+    def _merge(self, record: str | os.PathLike[str]) -> None:
+        from ._logfiles import read_record
+
+        for unit, key, xs, ys in read_record(record):
+            if (unit, key) in self._merged:
+                continue
+            self._merged.add((unit, key))
+            rec = self._series.get(key)
+            if rec is None:
+                stage, _, name = key.partition(":")
+                rec = self._outside_series(stage, name)
+            if unit == "mile":
+                rec.prior_mile = (xs, ys)
+            else:
+                rec.prior_epoch = (xs, ys)
+
+    def log(
+        self,
+        gauge: bool = True,
+        tachograph: bool = True,
+        record: str | os.PathLike[str] = "",
+        *,
+        subdir: str = "",
+        history: str | os.PathLike[str] | None = None,
+    ) -> None:
+        """Write the whole history into `log_path` (or ``log_path/subdir``), rewriting earlier files.
+
+        Args:
+            gauge: draw PNG curves: per metric and stage the smoothed per-mile series
+                (``{metric}_{stage}_{last:.3g}_mile_{last_mile}.png``) and, once an epoch has ended, per
+                metric the epoch averages of all stages (``{metric}_epoch_{max_epoch}.png``).
+            tachograph: write CSVs ``{metric}_{stage}_mile.csv`` (``mile,STAGE:METRIC``) and
+                ``{metric}_{stage}_epoch.csv`` (``epoch,STAGE:METRIC``), atomically.
+            record: a tachograph CSV of an earlier run, or a directory of them (alias ``history``):
+                its rows come first and this run continues after its last mile and epoch. Each series
+                is merged once per DashBoard.
+            subdir: a subdirectory of `log_path` to write into.
+
+        Raises:
+            TypeError: both `record` and `history` are given.
+            FileNotFoundError: `record` does not exist.
+            ValueError: a `record` CSV is not a tachograph file (the message names it).
+        """
+        if history is not None:
+            if record:
+                raise TypeError("pass either 'record' or its alias 'history', not both")
+            record = history
+        if not self._active:
+            return
+        if record:
+            self._merge(record)
+        from ._logfiles import write_logs
+
+        write_logs(list(self._series.values()), os.path.join(self.log_path, subdir), gauge, tachograph)

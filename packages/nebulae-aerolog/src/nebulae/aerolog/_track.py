@@ -1,0 +1,91 @@
+"""DashBoard.track(): an iterable wrapper that splits each step into waiting for data and the loop body."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from ._board import DashBoard
+
+__all__ = ["AUTO", "Step", "tracked"]
+
+T = TypeVar("T")
+
+AUTO: dict[str, Any] = {}  # the entry of the gauge call made for a step whose body did not gauge
+_BUDGET = 100e-6  # seconds of loop work between two timed steps when steps are tiny
+_MAX_STRIDE = 1024
+
+
+class Step:
+    """What track() knows about the current step; gauge() reads it to fill in omitted arguments."""
+
+    __slots__ = (
+        "epoch",
+        "gauged",
+        "interval",
+        "mile",
+        "mpe",
+        "stage",
+        "t0",
+        "t_start",
+        "timed",
+        "user",
+        "wait",
+    )
+
+    def __init__(self, stage: str, epoch: int, mpe: int, interval: int) -> None:
+        self.stage, self.epoch, self.mpe, self.interval = stage, epoch, mpe, interval
+        self.mile = -1
+        self.t0 = self.t_start = perf_counter()
+        self.wait = 0.0
+        self.timed = True  # False while the step is not timed (see the stride below)
+        self.gauged = False
+        self.user = False  # the loop body calls gauge() itself
+
+
+def tracked(board: DashBoard, iterable: Iterable[T], step: Step) -> Iterator[T]:
+    """Yield the items of `iterable`, timing each step and gauging it when the body did not.
+
+    When steps take only a few microseconds and the body does not gauge, timing every one of them
+    would cost more than the loop: only one step in `stride` is then timed and gauged, `stride` chosen
+    so that about 100 us of work passes between two timed steps. The last mile of each epoch is always
+    timed, so epoch summaries are never skipped.
+    """
+    outer = board._step
+    board._step = step
+    it = iter(iterable)
+    nxt = it.__next__
+    pc = perf_counter
+    mile, mpe, stride = 0, step.mpe, 1
+    mark_t, mark_mile = pc(), 0
+    try:
+        while True:
+            t0 = pc()
+            try:
+                item = nxt()
+            except StopIteration:
+                return
+            step.wait = pc() - t0
+            step.t0, step.mile, step.timed, step.gauged = t0, mile, True, False
+            yield item
+            if not step.gauged:
+                board.gauge(AUTO)
+            mile += 1
+            if step.user:
+                continue
+            now = pc()
+            per_step = (now - mark_t) / (mile - mark_mile)
+            mark_t, mark_mile = now, mile
+            stride = min(_MAX_STRIDE, max(1, int(_BUDGET / per_step))) if per_step > 0 else _MAX_STRIDE
+            todo = min(stride - 1, (mpe - 1 - mile) % mpe)
+            if todo > 0:
+                step.timed = False
+                step.mile = mile - 1
+                for step.mile, item in zip(range(mile, mile + todo), it, strict=False):
+                    yield item
+                mile = step.mile + 1
+    finally:
+        board._step = outer
+        board._screen.settle()

@@ -1,0 +1,126 @@
+"""log(): tachograph CSVs, continuation from a recorded run, PNG curves."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from nebulae.aerolog import DashBoard
+from nebulae.aerolog._logfiles import read_record, write_curve_csv
+
+
+def train(board: DashBoard, epochs: int, mpe: int, start: float = 0.0) -> None:
+    for e in range(epochs):
+        for m in range(mpe):
+            board.gauge({"loss": start + e * mpe + m, "acc/top1": 0.5}, m, e, mpe, "TRAIN")
+
+
+def rows(path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def test_csvs_hold_every_mile_and_epoch_with_headers(tmp_path, capsys) -> None:
+    board = DashBoard(tmp_path)
+    train(board, 2, 3)
+    board.log(gauge=False)
+    assert rows(tmp_path / "loss_TRAIN_mile.csv") == [
+        "mile,TRAIN:loss",
+        *(f"{i},{float(i - 1)}" for i in range(1, 7)),
+    ]
+    assert rows(tmp_path / "loss_TRAIN_epoch.csv") == ["epoch,TRAIN:loss", "1,1.0", "2,4.0"]
+    assert rows(tmp_path / "acc-top1_TRAIN_epoch.csv")[0] == "epoch,TRAIN:acc/top1"
+    assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".png")]
+
+
+def test_a_new_run_continues_after_a_recorded_directory(tmp_path, capsys) -> None:
+    first = DashBoard(tmp_path / "run1")
+    train(first, 2, 3)
+    first.log(gauge=False)
+    second = DashBoard(tmp_path / "run2")
+    train(second, 1, 3, start=100.0)
+    second.log(gauge=False, record=tmp_path / "run1")
+    second.log(gauge=False, record=tmp_path / "run1")  # merged once, not twice
+    mile = rows(tmp_path / "run2" / "loss_TRAIN_mile.csv")
+    assert mile[1:] == [*(f"{i},{float(i - 1)}" for i in range(1, 7)), "7,100.0", "8,101.0", "9,102.0"]
+    assert rows(tmp_path / "run2" / "loss_TRAIN_epoch.csv")[1:] == ["1,1.0", "2,4.0", "3,101.0"]
+    assert second.read("loss", "TRAIN", 3) == pytest.approx(101.0)
+
+
+def test_a_single_recorded_file_and_the_history_alias(tmp_path, capsys) -> None:
+    write_curve_csv(tmp_path / "old.csv", "epoch", "DEV:bleu", [1, 2], [0.2, 0.25])
+    board = DashBoard(tmp_path / "new")
+    board.log(gauge=False, history=tmp_path / "old.csv")
+    assert rows(tmp_path / "new" / "bleu_DEV_epoch.csv") == ["epoch,DEV:bleu", "1,0.2", "2,0.25"]
+    with pytest.raises(TypeError, match="not both"):
+        board.log(record=tmp_path / "old.csv", history=tmp_path / "old.csv")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("step,TRAIN:loss\n1,2\n", "the first header cell must be 'mile' or 'epoch'"),
+        ("mile,loss\n1,2\n", "the second header cell must read 'STAGE:METRIC'"),
+        ("a,b,c\n1,2,3\n", "not a DashBoard record"),
+        ("mile,TRAIN:loss\n1,abc\n", "row 2: expected two numbers"),
+    ],
+)
+def test_foreign_csvs_in_a_record_are_named(tmp_path, text: str, message: str) -> None:
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "labels.csv").write_text(text)
+    board = DashBoard(tmp_path / "new")
+    with pytest.raises(ValueError, match=message) as info:
+        board.log(record=tmp_path / "rec")
+    assert "labels.csv" in str(info.value)
+
+
+def test_missing_or_empty_records_are_reported(tmp_path) -> None:
+    board = DashBoard(tmp_path / "new")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        board.log(record=tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no CSV"):
+        board.log(record=tmp_path / "empty")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=10**9), st.floats(allow_nan=False, allow_infinity=False)
+        ),
+        max_size=20,
+    ),
+    st.sampled_from(["mile", "epoch"]),
+)
+def test_csv_round_trip_is_exact(tmp_path_factory, points, unit) -> None:
+    path = tmp_path_factory.mktemp("rt") / "curve.csv"
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    write_curve_csv(path, unit, "TRAIN:x,y", xs, ys)
+    [(got_unit, key, got_x, got_y)] = read_record(path)
+    assert (got_unit, key, got_x, got_y) == (unit, "TRAIN:x,y", xs, ys)
+
+
+def test_png_curves_are_real_non_blank_images(tmp_path, capsys) -> None:
+    board = DashBoard(tmp_path, format={"acc/top1": (".1f", "percent")})
+    train(board, 2, 5)
+    for m in range(5):
+        board.gauge({"loss": 3.0 - m}, m, 0, 5, "DEV")
+    board.log(tachograph=False, subdir="plots")
+    files = sorted(os.listdir(tmp_path / "plots"))
+    assert files == [
+        "acc-top1_TRAIN_0.5_mile_10.png",
+        "acc-top1_epoch_2.png",
+        "loss_DEV_-1_mile_5.png",
+        "loss_TRAIN_9_mile_10.png",
+        "loss_epoch_2.png",
+    ]
+    for name in files:
+        with Image.open(tmp_path / "plots" / name) as img:
+            assert img.format == "PNG" and img.size == (800, 450)
+            extrema = img.convert("L").getextrema()
+            assert extrema[0] < 100 and extrema[1] > 200  # dark strokes on a light background

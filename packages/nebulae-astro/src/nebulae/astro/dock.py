@@ -1,0 +1,170 @@
+"""The brochure's ``dock`` module: Craft, gradient contexts, coat/shell/autoPad and every layer."""
+
+from __future__ import annotations
+
+from ._activation import Gelu, LRelu, PRelu, Relu, Sftm, Sftp, Sigm, Tanh
+from ._attention import MHAttn
+from ._constants import AREA, CONSTANT, CUBIC, LINEAR, NEAREST, REFLECT, REPLICATE, Interp, PadMode
+from ._contexts import Nozzle, Prober, Rudder
+from ._conv import Conv, TransConv
+from ._craft import Craft
+from ._dense import Dense, Embed
+from ._device import coat, shell
+from ._ema import EMA, Retroact
+from ._formula import fn
+from ._graph import GraphConvAdj, GraphConvEig, GraphConvLap
+from ._initializers import Normal, Ones, Orthog, Uniform, Void, XavierNorm, XavierUnif, Zeros
+from ._linalg import FFT, IFFT, QR, Eigen, MaxEigen
+from ._loss import MAE, MSE, OHEM, Charbon, Huber, SftmXE, SigmXE
+from ._math import (
+    Argmax,
+    Argmin,
+    Clip,
+    Cos,
+    Dot,
+    Exp,
+    Gather,
+    Grad,
+    Log,
+    Max,
+    Maxele,
+    Mean,
+    Min,
+    Minele,
+    Scatter,
+    Sin,
+    Sqrt,
+    Sum,
+)
+from ._metric import PSNR, SSIM, AccCls
+from ._norm import BN, CBN, CIN, GN, IN, LN, SN, Dropout
+from ._optim import Adam, AdamW, Lamb, Lion, Momentum, Nesterov, RMSProp
+from ._padding import autoPad, autopad
+from ._pool import AvgPool, MaxPool
+from ._recurrent import LSTM, RNN, BiLSTM, BiRNN
+from ._resample import SubPix, SurPix, Zoom
+from ._schedule import CosLR, ExpLR, PolyLR, StepLR, WavyLR
+from ._shape import Concat, Expand, Identity, Pad, Permute, Reshape, Roll, Squash, Stack, Tile
+from ._sparse import D2S, S2D, SpDot
+
+__all__ = [
+    "AREA",
+    "BN",
+    "CBN",
+    "CIN",
+    "CONSTANT",
+    "CUBIC",
+    "D2S",
+    "EMA",
+    "FFT",
+    "GN",
+    "IFFT",
+    "IN",
+    "LINEAR",
+    "LN",
+    "LSTM",
+    "MAE",
+    "MSE",
+    "NEAREST",
+    "OHEM",
+    "PSNR",
+    "QR",
+    "REFLECT",
+    "REPLICATE",
+    "RNN",
+    "S2D",
+    "SN",
+    "SSIM",
+    "AccCls",
+    "Adam",
+    "AdamW",
+    "Argmax",
+    "Argmin",
+    "AvgPool",
+    "BiLSTM",
+    "BiRNN",
+    "Charbon",
+    "Clip",
+    "Concat",
+    "Conv",
+    "Cos",
+    "CosLR",
+    "Craft",
+    "Dense",
+    "Dot",
+    "Dropout",
+    "Eigen",
+    "Embed",
+    "Exp",
+    "ExpLR",
+    "Expand",
+    "Gather",
+    "Gelu",
+    "Grad",
+    "GraphConvAdj",
+    "GraphConvEig",
+    "GraphConvLap",
+    "Huber",
+    "Identity",
+    "Interp",
+    "LRelu",
+    "Lamb",
+    "Lion",
+    "Log",
+    "MHAttn",
+    "Max",
+    "MaxEigen",
+    "MaxPool",
+    "Maxele",
+    "Mean",
+    "Min",
+    "Minele",
+    "Momentum",
+    "Nesterov",
+    "Normal",
+    "Nozzle",
+    "Ones",
+    "Orthog",
+    "PRelu",
+    "Pad",
+    "PadMode",
+    "Permute",
+    "PolyLR",
+    "Prober",
+    "RMSProp",
+    "Relu",
+    "Reshape",
+    "Retroact",
+    "Roll",
+    "Rudder",
+    "Scatter",
+    "Sftm",
+    "SftmXE",
+    "Sftp",
+    "Sigm",
+    "SigmXE",
+    "Sin",
+    "SpDot",
+    "Sqrt",
+    "Squash",
+    "Stack",
+    "StepLR",
+    "SubPix",
+    "Sum",
+    "SurPix",
+    "Tanh",
+    "Tile",
+    "TransConv",
+    "Uniform",
+    "Void",
+    "WavyLR",
+    "XavierNorm",
+    "XavierUnif",
+    "Zeros",
+    "Zoom",
+    "autoPad",
+    "autopad",
+    "coat",
+    "fn",
+    "shell",
+]

@@ -1,0 +1,464 @@
+"""Multiverse: data parallelism over spawned processes on one node, or inside a torchrun launch."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from nebulae.kit import current_engine, get_local_rank, get_local_world_size, get_rank, get_world_size
+
+from . import _lease
+from ._gpus import GpuShortage, list_gpus, select_gpus, visible_filter
+from ._warnings import CockpitWarning
+
+__all__ = ["Multiverse"]
+
+_GRACE_S = 5.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _launched() -> bool:
+    """True under an external launcher (torchrun): RANK, WORLD_SIZE, LOCAL_RANK set and NEB_RANK not."""
+    env = os.environ
+    return all(name in env for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK")) and "NEB_RANK" not in env
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _exit_with_parent(parent: int, period_s: float = 0.5) -> None:
+    """End this rank when the Multiverse parent is gone (killed, even by SIGKILL) instead of running on."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(period_s)
+            if os.getppid() != parent:
+                sys.stderr.write("Multiverse parent exited: stopping this rank\n")
+                sys.stderr.flush()
+                os._exit(1)
+
+    threading.Thread(target=watch, name="nebulae-multiverse-parent-watch", daemon=True).start()
+
+
+def _child_main(
+    mv: Multiverse,
+    rank: int,
+    env: dict[str, str],
+    conn: multiprocessing.connection.Connection,
+    parent: int,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    """Body of one spawned rank: adopt the captured environment, run the universe, report a failure."""
+    _exit_with_parent(parent)
+    os.environ.update(env)
+    try:
+        mv.universe(mv, *args, **kwargs)
+        mv._finish()
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            conn.send(traceback.format_exc())
+            raise
+    except BaseException:
+        # The traceback goes to the parent, which raises it with this rank's number.
+        with contextlib.suppress(Exception):
+            conn.send(traceback.format_exc())
+        conn.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    conn.close()
+
+
+def _differentiable_sum(tensor: Any) -> Any:
+    """All-reduce (SUM) whose backward all-reduces the gradient, as every rank back-propagates its copy."""
+    import torch
+    import torch.distributed as dist
+
+    class _SumOverRanks(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, local: Any) -> Any:
+            total = local.clone()
+            dist.all_reduce(total, op=dist.ReduceOp.SUM)
+            return total
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            grad = grad.clone()
+            dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+            return grad
+
+    return _SumOverRanks.apply(tensor)
+
+
+class Multiverse:
+    """Run ``universe(mv, *args)`` on ``nworld`` processes (one per GPU, or gloo on CPU) as one process group.
+
+    On its own it spawns the ranks on this node; under ``torchrun`` (``RANK``, ``WORLD_SIZE`` and
+    ``LOCAL_RANK`` set) it runs the universe once in the launched process, which is how a run spans
+    several machines.
+
+    Args:
+        universe: a module-level callable ``universe(mv, *args, **kwargs)`` (spawn pickles it).
+        nworld: the number of processes, and of GPUs when the machine has any.
+        timeout: seconds a collective may wait before it fails (None: torch's default).
+        lease: lease the chosen GPUs (see ``Engine``) until the last rank exits.
+
+    Attributes:
+        nworld: the world size (``WORLD_SIZE`` under a launcher).
+        rank: this process's rank after :meth:`init`, else -1.
+
+    Raises:
+        ValueError: ``nworld`` is not an int >= 1, or ``timeout`` is not > 0.
+        TypeError: ``universe`` is not callable.
+
+    Example:
+        >>> def launch(mv):
+        ...     mv.init()
+        ...     loss = mv.reduce(torch.ones(1))
+        >>> if __name__ == '__main__':  # doctest: +SKIP
+        ...     Multiverse(launch, 2)()
+    """
+
+    def __init__(
+        self,
+        universe: Callable[..., Any],
+        nworld: int = 1,
+        *,
+        timeout: float | None = None,
+        lease: bool = True,
+    ) -> None:
+        if not callable(universe):
+            raise TypeError(
+                f"'universe' must be a callable universe(mv, ...) (got {type(universe).__name__})"
+            )
+        if isinstance(nworld, bool) or not isinstance(nworld, int) or nworld < 1:
+            raise ValueError(f"'nworld' must be an int >= 1 (got {nworld!r})")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+        ):
+            raise ValueError(f"'timeout' must be a number of seconds > 0, or None (got {timeout!r})")
+        self.universe = universe
+        self.nworld = nworld
+        self.timeout = timeout
+        self.lease = lease
+        self.rank = -1
+        self._owns_group = False
+        env = dict(os.environ)
+        env["MASTER_ADDR"] = "127.0.0.1"
+        env["MASTER_PORT"] = os.environ.get("MASTER_PORT") or str(_free_port())
+        env["WORLD_SIZE"] = str(nworld)
+        self._env = env
+
+    # ---------------------------------------------------------------- launching
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the universe on every rank and wait for all of them.
+
+        Returns:
+            Under a launcher, what the universe returned; otherwise None.
+
+        Raises:
+            RuntimeError: a rank failed (its rank, exit code and traceback are in the message; the other
+                ranks are stopped), or there are GPUs but fewer than ``nworld`` free.
+        """
+        if _launched():
+            world = get_world_size()
+            if world != self.nworld:
+                warnings.warn(
+                    f"Multiverse(nworld={self.nworld}) runs under a launcher with WORLD_SIZE={world}; "
+                    f"using {world}",
+                    CockpitWarning,
+                    stacklevel=2,
+                )
+                self.nworld = world
+            try:
+                return self.universe(self, *args, **kwargs)
+            finally:
+                self._finish()
+        self._spawn(args, kwargs)
+        return None
+
+    def _assign_gpus(self) -> list[Any]:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None and visible.strip() == "":
+            return []
+        gpus = list_gpus()
+        if not gpus:
+            return []
+        try:
+            return select_gpus(self.nworld, 0, lease=self.lease, gpus=gpus)
+        except GpuShortage as exc:
+            allowed = len(visible_filter(gpus))
+            raise RuntimeError(
+                f"Multiverse(nworld={self.nworld}) needs one free GPU per rank and found fewer among the "
+                f"{allowed} allowed: {exc}. Lower nworld, free GPUs, or set CUDA_VISIBLE_DEVICES='' for a CPU run"
+            ) from None
+
+    def _spawn(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        gpus = self._assign_gpus()
+        env = dict(self._env)
+        ids = ",".join(str(gpu.index) for gpu in gpus)
+        env["NEB_GPUS"] = ids
+        if gpus:
+            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
+            env["CUDA_VISIBLE_DEVICES"] = ids
+        n = str(self.nworld)
+        ctx = multiprocessing.get_context("spawn")
+        ranks: list[tuple[int, Any, multiprocessing.connection.Connection]] = []
+        try:
+            for rank in range(self.nworld):
+                child_env = dict(env, NEB_RANK=str(rank), RANK=str(rank), LOCAL_RANK=str(rank))
+                child_env.update(WORLD_SIZE=n, LOCAL_WORLD_SIZE=n)
+                receiver, sender = ctx.Pipe(duplex=False)
+                process = ctx.Process(
+                    target=_child_main,
+                    args=(self, rank, child_env, sender, os.getpid(), args, kwargs),
+                    name=f"nebulae-multiverse-rank-{rank}",
+                )
+                try:
+                    process.start()
+                except (pickle.PicklingError, AttributeError, TypeError) as exc:
+                    receiver.close()
+                    raise TypeError(
+                        "Multiverse sends the universe function and its arguments to each rank by pickling: "
+                        "define the universe at module level (not a lambda or nested function) and pass "
+                        f"picklable arguments ({type(exc).__name__}: {exc})"
+                    ) from None
+                finally:
+                    sender.close()
+                ranks.append((rank, process, receiver))
+            self._wait(ranks)
+        finally:
+            self._stop(ranks)
+            for gpu in gpus:
+                _lease.release(str(gpu.uuid))
+
+    @staticmethod
+    def _wait(ranks: list[tuple[int, Any, multiprocessing.connection.Connection]]) -> None:
+        running = {process.sentinel: (rank, process) for rank, process, _ in ranks}
+        pipes = {receiver: rank for rank, _, receiver in ranks}
+        reports: dict[int, str] = {}
+        while running:
+            for ready in multiprocessing.connection.wait([*running, *pipes]):
+                if ready in pipes:
+                    rank = pipes.pop(ready)
+                    with contextlib.suppress(EOFError, OSError):
+                        reports[rank] = ready.recv()
+                    continue
+                rank, process = running.pop(ready)
+                process.join()
+                if process.exitcode == 0:
+                    continue
+                receiver = ranks[rank][2]
+                if rank not in reports and receiver in pipes:
+                    with contextlib.suppress(EOFError, OSError):
+                        if receiver.poll(_GRACE_S):
+                            reports[rank] = receiver.recv()
+                report = reports.get(rank, "(no traceback: the process died without reporting one)\n")
+                hint = ""
+                if "timed out" in report.lower() or "timeout" in report.lower():
+                    hint = (
+                        " A collective timed out: another rank stopped taking part (stalled, or still "
+                        "busy past Multiverse(timeout=...))."
+                    )
+                raise RuntimeError(
+                    f"Multiverse rank {rank} failed ({_exit_reason(process.exitcode)}); the other ranks were "
+                    f"stopped.{hint}\n--- traceback of rank {rank} ---\n{report.rstrip()}"
+                )
+
+    @staticmethod
+    def _stop(ranks: list[tuple[int, Any, multiprocessing.connection.Connection]]) -> None:
+        alive = [process for _, process, _ in ranks if process.is_alive()]
+        for process in alive:
+            process.terminate()
+        for process in alive:
+            process.join(_GRACE_S)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for _, _, receiver in ranks:
+            receiver.close()
+
+    # ---------------------------------------------------------------- inside a rank
+    def init(self) -> None:
+        """Join the process group of this run (gloo on CPU, NCCL with GPUs); idempotent.
+
+        Raises:
+            RuntimeError: outside a Multiverse rank or a launched process (no ``NEB_RANK``/``RANK``).
+        """
+        rank = get_rank()
+        if rank < 0:
+            raise RuntimeError(
+                "Multiverse.init() found no rank (NEB_RANK or RANK): call it inside the universe function "
+                "that Multiverse(universe, nworld)() starts, or in a process started by torchrun"
+            )
+        import torch.distributed as dist
+
+        self.rank = rank
+        self.nworld = get_world_size()
+        if dist.is_initialized():
+            return
+        options: dict[str, Any] = {}
+        if self.timeout is not None:
+            options["timeout"] = datetime.timedelta(seconds=self.timeout)
+        dist.init_process_group(self._backend(), rank=rank, world_size=self.nworld, **options)
+        self._owns_group = True
+
+    @staticmethod
+    def _backend() -> str:
+        assigned = os.environ.get("NEB_GPUS")
+        if assigned is not None:
+            return "nccl" if assigned.strip() else "gloo"
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None and visible.strip() == "":
+            return "gloo"
+        # Decided through NVML so that CUDA stays untouched until Engine sets the device variables.
+        return "nccl" if len(visible_filter(list_gpus())) >= get_local_world_size() else "gloo"
+
+    def _finish(self) -> None:
+        """Destroy the process group that :meth:`init` created (a joined one is left alone)."""
+        if not self._owns_group:
+            return
+        import torch.distributed as dist
+
+        self._owns_group = False
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+    @staticmethod
+    def scope() -> contextlib.AbstractContextManager[None]:
+        """Return a no-op context manager (kept from the TensorFlow backend: ``with mv.scope(): ...``)."""
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def Executor(func: Callable[..., Any]) -> Callable[..., Any]:
+        """Mark the main training/testing function; calling it is unchanged (metadata kept).
+
+        Example:
+            >>> @Multiverse.Executor
+            ... def main(): return 3
+            >>> main(), main.__name__
+            (3, 'main')
+        """
+
+        @functools.wraps(func)
+        def executor(*args: Any, **kwargs: Any) -> Any:
+            return func(*args, **kwargs)
+
+        return executor
+
+    def sync(self, models: Any, data: Any = None) -> Any:
+        """Wrap models in DistributedDataParallel and shard Tanks so each rank sees its own samples.
+
+        Args:
+            models: a module, or a list/tuple of modules.
+            data: None, a Tank, or a tuple of Tanks; each object with a ``set_distributed(rank, nworld,
+                seed=...)`` hook is re-sharded with rank 0's ``seed``; others pass through unchanged.
+
+        Returns:
+            ``data is None``: the wrapped model (a tuple for several). Otherwise
+            ``tuple(models) + tuple(data)``, e.g. ``net, dT, dV = mv.sync(net, (dT, dV))``.
+
+        Raises:
+            RuntimeError: before :meth:`init`.
+        """
+        import torch
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError("Multiverse.sync() needs the process group: call mv.init() first")
+        nccl = dist.get_backend() == "nccl"
+        device = self._device() if nccl else torch.device("cpu")
+        if nccl:
+            torch.cuda.set_device(device)  # NCCL collectives (and the seed broadcast) run on this device
+        several = isinstance(models, list | tuple)
+        synced = tuple(self._wrap(model, device, nccl) for model in (models if several else (models,)))
+        if data is None:
+            return synced if several else synced[0]
+        tanks = tuple(data) if isinstance(data, list | tuple) else (data,)
+        hooked = [tank for tank in tanks if callable(getattr(tank, "set_distributed", None))]
+        if hooked:
+            seeds: list[Any] = [[getattr(tank, "seed", None) for tank in hooked]]
+            dist.broadcast_object_list(seeds, src=0, device=device if nccl else None)
+            rank, world = dist.get_rank(), dist.get_world_size()
+            for tank, seed in zip(hooked, seeds[0], strict=True):
+                tank.set_distributed(rank, world, seed=seed)
+        return synced + tanks
+
+    @staticmethod
+    def _device() -> Any:
+        import torch
+
+        local_rank = max(get_local_rank(), 0)
+        engine = current_engine()
+        chips = getattr(engine, "chip", None) or []
+        if getattr(engine, "device", None) == "GPU" and local_rank < len(chips):
+            return chips[local_rank]
+        return torch.device("cuda", local_rank)
+
+    @staticmethod
+    def _wrap(model: Any, device: Any, nccl: bool) -> Any:
+        import torch
+
+        from ._synced import SyncedCraft
+
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            return model
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"Multiverse.sync() takes torch modules (got {type(model).__name__})")
+        if nccl:
+            # SyncBatchNorm only runs on GPUs; gloo ranks keep ordinary BatchNorm.
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model).to(device)
+            return SyncedCraft(model, device_ids=[device.index], output_device=device.index)
+        return SyncedCraft(model.to(device))
+
+    def reduce(self, tensor: Any, aggregate: bool = False) -> Any:
+        """Average (or, with ``aggregate=True``, sum) a tensor over all ranks.
+
+        A list or tuple gives a tuple. Outside a distributed run the input comes back unchanged.
+        Gradients flow through the reduction, so a reduced loss can still be back-propagated.
+
+        Example:
+            >>> mv.reduce(loss)  # doctest: +SKIP
+            tensor(0.4213)
+        """
+        if isinstance(tensor, list | tuple):
+            return tuple(self.reduce(item, aggregate) for item in tensor)
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return tensor
+        if tensor.requires_grad:
+            total = _differentiable_sum(tensor)
+        else:
+            total = tensor.clone()
+            dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total if aggregate else total / dist.get_world_size()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_owns_group"] = False  # a spawned rank creates its own group
+        return state
