@@ -459,3 +459,33 @@ def test_property_epoch_order_is_a_function_of_seed_and_epoch(n, seed, epoch):
     a = epoch_order(n, seed, epoch, True)
     np.testing.assert_array_equal(a, epoch_order(n, seed, epoch, True))
     assert sorted(a.tolist()) == list(range(n))
+
+
+@pytest.mark.parametrize("enc", ["PNG", "RAW"])
+def test_grayscale_batches_are_hw1(photo_dir, tmp_path, enc):
+    fg = FuelGenerator(str(photo_dir), "labels.csv", ["int64"])
+    fg.generate(str(tmp_path / "g.hdf5"), 10, 12, channel=1, encode=enc, nworker=1, verbose=False)
+    with Tank(str(tmp_path / "g.hdf5"), SPEC, 4, shuffle=False, nworker=0, verbose=False) as tank:
+        batch = tank.next()
+    ref = np.asarray(
+        Image.open(photo_dir / "img_0.png").convert("L").resize((12, 10), Image.Resampling.LANCZOS)
+    )
+    assert batch["image"].shape == (4, 10, 12, 1)
+    np.testing.assert_array_equal(batch["image"][0, :, :, 0], ref)
+
+
+@pytest.mark.parametrize("suffix", ["hdf5", "npz"])
+def test_raw_sequences_return_their_own_frame_count(seq_dir, tmp_path, suffix):
+    fg = FuelGenerator(str(seq_dir), "clips.csv", ["int64"], is_seq=True)
+    fg.generate(str(tmp_path / f"r.{suffix}"), 6, 8, encode="RAW", nworker=1, verbose=False)
+    with Tank(
+        str(tmp_path / f"r.{suffix}"),
+        {"video": "vuint8", "label": "int64"},
+        6,
+        shuffle=False,
+        nworker=0,
+        verbose=False,
+    ) as tank:
+        batch = tank.next()
+    assert [len(v) for v in batch["video"]] == [2, 3, 4, 5, 6, 7]
+    assert batch["video"][5][6].shape == (6, 8, 3) and batch["video"][5][6].any()
