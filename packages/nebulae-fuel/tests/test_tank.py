@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nebulae.fuel import FuelGenerator, Tank, depot, farm
+from nebulae.fuel import Comburant, Crop, FuelGenerator, Tank, depot, farm
 from nebulae.fuel._order import epoch_order, miles_per_epoch, rank_batch
 
 
@@ -489,3 +489,46 @@ def test_raw_sequences_return_their_own_frame_count(seq_dir, tmp_path, suffix):
         batch = tank.next()
     assert [len(v) for v in batch["video"]] == [2, 3, 4, 5, 6, 7]
     assert batch["video"][5][6].shape == (6, 8, 3) and batch["video"][5][6].any()
+
+
+_UNGUARDED = textwrap.dedent(
+    """
+    # a brochure-style script: no `if __name__ == "__main__":` guard
+    import sys
+    from nebulae.fuel import FuelGenerator, Tank
+    print("script body ran", flush=True)
+    fg = FuelGenerator(sys.argv[1], "labels.csv", ["int64"])
+    fg.generate(sys.argv[2], 8, 8, nworker=2, verbose=False, overwrite=True)
+    tank = Tank(sys.argv[2], {"image": "vuint8", "label": "int64"}, 4, verbose=False)
+    assert tank.worker_type == "process"
+    print(tank.next()["image"].shape, flush=True)
+    tank.close()
+    """
+)
+
+
+def test_unguarded_script_runs_once_with_process_workers(photo_dir, tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED)
+    out = subprocess.run(
+        [sys.executable, str(script), str(photo_dir), str(tmp_path / "u.hdf5")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("script body ran") == 1
+    assert "(4, 8, 8, 3)" in out.stdout
+
+
+def test_callables_from_main_default_to_threads(packed):
+    def main_prep(item):
+        return item
+
+    main_prep.__module__ = "__main__"
+    with Tank(packed["PNG", "hdf5"], SPEC, 4, prep_fn=main_prep, verbose=False) as tank:
+        assert tank.worker_type == "thread"
+    with Tank(packed["PNG", "hdf5"], SPEC, 4, prep_fn=Comburant(Crop((4, 4))), verbose=False) as tank:
+        assert tank.worker_type == "process"
+    with Tank(packed["RAW", "hdf5"], {"image": "uint8"}, 4, verbose=False) as tank:
+        assert tank.worker_type == "thread"

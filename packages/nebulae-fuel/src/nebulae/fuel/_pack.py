@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import multiprocessing as mp
 import os
 import re
 import signal
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +35,38 @@ def encode_rows(rows: list[tuple[int, Any]], spec: EncodeSpec) -> list[Any]:
     return out
 
 
+@contextlib.contextmanager
+def main_unreachable(hide: bool = True) -> Iterator[None]:
+    """Start children without re-running the user's main script.
+
+    spawn and forkserver children import `__main__` from its path, which re-runs a script that lacks an
+    `if __name__ == "__main__":` guard (as the brochure's examples do) and makes its Tank or generate() start
+    processes again. Our workers need nothing from `__main__` unless the user's callables live there, so while
+    children start, `__main__` shows neither `__file__` nor `__spec__`.
+    """
+    main = sys.modules.get("__main__")
+    if not hide or main is None:
+        yield
+        return
+    saved: dict[str, Any] = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    with _MAIN_LOCK:
+        try:
+            main.__dict__.pop("__file__", None)
+            main.__dict__["__spec__"] = None
+            yield
+        finally:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
+_MAIN_LOCK = threading.Lock()
+
+
+def uses_main(*fns: Any) -> bool:
+    """Whether any of these callables is defined in `__main__` (children then need the main script)."""
+    return any(fn is not None and getattr(fn, "__module__", None) == "__main__" for fn in fns)
+
+
 def mp_context() -> Any:
     """forkserver where available (never plain fork with open HDF5 handles), else spawn."""
     methods = mp.get_all_start_methods()
@@ -49,7 +84,8 @@ class RowEncoder:
 
     def __enter__(self) -> RowEncoder:
         if self.nworker > 1:
-            self.pool = mp_context().Pool(self.nworker, initializer=_ignore_sigint)
+            with main_unreachable():
+                self.pool = mp_context().Pool(self.nworker, initializer=_ignore_sigint)
         return self
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:

@@ -16,6 +16,7 @@ from ._build import BatchBuilder
 from ._constants import FRAME_KEY
 from ._csv import split_dtype
 from ._order import epoch_order, miles_per_epoch, rank_batch
+from ._pack import uses_main
 from ._rank import get_rank, get_world_size
 from ._source import Source, resolve_paths
 from ._workers import InlineExecutor, ProcessExecutor, ThreadExecutor
@@ -30,16 +31,16 @@ def _close_all() -> None:
         tank.close()
 
 
-def _picklable(*fns: Any) -> bool:
-    """Whether process workers could receive these callables (lambdas and local functions cannot)."""
-    import pickle
-    import sys
+def _process_safe(*fns: Any) -> bool:
+    """Whether process workers can take these callables without re-running the main script.
 
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    for fn in fns:
-        # functions of an interactive __main__ (REPL, notebook, -c) pickle by name but cannot be found in a child
-        if fn is not None and getattr(fn, "__module__", None) == "__main__" and not main_file:
-            return False
+    Callables defined in `__main__` would make every worker re-import the script, which re-runs scripts
+    without an `if __name__ == "__main__":` guard; lambdas and local functions do not pickle at all.
+    """
+    import pickle
+
+    if uses_main(*fns):
+        return False
     try:
         pickle.dumps(fns)
     except Exception:
@@ -67,8 +68,9 @@ class Tank:
         collate_fn: `collate_fn(items) -> batch`; default NumPy stacking per key.
         seed: int >= 0 fixing order and augmentation; None draws one from `random`.
         nworker: workers; None -> min(8, cpu_count // world size); 0 builds in the calling thread.
-        worker_type: 'thread' or 'process' (callables must then be picklable); None -> 'thread' for
-            default pipelines over RAW/numeric columns or unpicklable callables, else 'process'.
+        worker_type: 'thread' or 'process' (callables must then be picklable); None -> 'process' when
+            batches need decoding or callables run per item and those callables are importable from a
+            module other than `__main__`; else 'thread'.
         decode: decode image columns to uint8 HWC (False returns the encoded bytes).
         verbose: print a one-line notice on rank <= 0.
 
@@ -147,8 +149,8 @@ class Tank:
                 # processes; pure memory-mapped RAW/numeric batches are copies, fastest in threads
                 light = fetch_fn is None and prep_fn is None and collate_fn is None
                 light = light and all(source.encode_of(k) in (None, "RAW") for k in keys)
-                picklable = _picklable(fetch_fn, prep_fn, collate_fn)
-                worker_type = DEFAULT_WORKER_TYPE if picklable and not light else "thread"
+                safe = _process_safe(fetch_fn, prep_fn, collate_fn)
+                worker_type = DEFAULT_WORKER_TYPE if safe and not light else "thread"
         finally:
             source.close()
         self.worker_type = worker_type

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._build import BatchBuilder
 from ._collate import leaves, materialise
-from ._pack import mp_context
+from ._pack import main_unreachable, mp_context, uses_main
 
 _ALIGN = 64
 SLAB_PREFIX = "nebfuel"
@@ -351,8 +351,9 @@ class ProcessExecutor:
         self.capacity = 2 * nworker
         self.workers: list[_Worker] = []
         try:
-            for i in range(nworker):
-                self.workers.append(_Worker(ctx, builder, i))
+            with main_unreachable(not uses_main(builder.fetch_fn, builder.prep_fn, builder.collate_fn)):
+                for i in range(nworker):
+                    self.workers.append(_Worker(ctx, builder, i))
         except BaseException:
             self.close()
             raise
