@@ -317,8 +317,9 @@ class Source:
         info = self.shards[0].images.get(key)
         return info["encode"] if info else None
 
-    def read(self, key: str, rows: Any) -> list[Any]:
-        """Elements of global rows `rows`, in that order."""
+    def read(self, key: str, rows: Any, decode: bool | None = None) -> list[Any]:
+        """Elements of global rows `rows`, in that order (images decoded per `decode`, default the Source's)."""
+        decode = self.decode if decode is None else decode
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         n = self.length(key)
         if rows.size and (rows.min() < -n or rows.max() >= n):
@@ -326,12 +327,12 @@ class Source:
         rows = np.where(rows < 0, rows + n, rows)
         starts = self.starts(key)
         if len(self.shards) == 1:
-            return self.shards[0].read(key, rows, self.decode)
+            return self.shards[0].read(key, rows, decode)
         which = np.searchsorted(starts, rows, side="right") - 1
         out: list[Any] = [None] * len(rows)
         for s in np.unique(which):
             pos = np.nonzero(which == s)[0]
-            got = self.shards[s].read(key, rows[pos] - starts[s], self.decode)
+            got = self.shards[s].read(key, rows[pos] - starts[s], decode)
             for p, item in zip(pos, got, strict=True):
                 out[p] = item
         return out
@@ -389,7 +390,11 @@ class prefetch:
         rows = [int(r) for r in self.rows]
         for key in self.keys:
             if key in source.keys and source.prefers_batches(key):
-                cache[key] = dict(zip(rows, source.read(key, self.rows), strict=True))
+                # encoded bytes only: each image is decoded when fetch_fn asks for it, right before its prep
+                # runs, so the decoded pixels are still in cache (decoding all 64 first spills them)
+                decode = source.decode and source.is_image(key)
+                items = source.read(key, self.rows, decode=False)
+                cache[key] = {r: (item, decode) for r, item in zip(rows, items, strict=True)}
         _prefetched.cache = cache
 
     def __exit__(self, *exc: Any) -> None:
@@ -417,7 +422,10 @@ class ColumnView(Sequence):
         if cache:
             column = cache.get(self._key)
             if column is not None and int(idx) in column:
-                return column.pop(int(idx))  # handed out once: a second access reads again
+                item, decode = column.pop(int(idx))  # handed out once: a second access reads again
+                if not decode:
+                    return item
+                return [byte2arr(f) for f in item] if isinstance(item, list) else byte2arr(item)
         return self._source.read(self._key, [int(idx)])[0]
 
     def take(self, rows: Any) -> list[Any]:
