@@ -532,3 +532,23 @@ def test_callables_from_main_default_to_threads(packed):
         assert tank.worker_type == "process"
     with Tank(packed["RAW", "hdf5"], {"image": "uint8"}, 4, verbose=False) as tank:
         assert tank.worker_type == "thread"
+
+
+def test_partials_of_main_functions_count_as_main():
+    import functools
+
+    from nebulae.fuel._pack import uses_main
+
+    def helper(item, k):
+        return item
+
+    helper.__module__ = "__main__"
+    helper.__qualname__ = "helper"
+    import __main__
+
+    __main__.helper = helper  # so that pickle finds it
+    try:
+        assert uses_main(functools.partial(helper, k=1))
+        assert not uses_main(None, Comburant(Crop((2, 2))))
+    finally:
+        del __main__.helper

@@ -64,7 +64,19 @@ _MAIN_LOCK = threading.Lock()
 
 def uses_main(*fns: Any) -> bool:
     """Whether any of these callables is defined in `__main__` (children then need the main script)."""
-    return any(fn is not None and getattr(fn, "__module__", None) == "__main__" for fn in fns)
+    main = sys.modules.get("__main__")
+    for fn in fns:
+        name = getattr(fn, "__module__", None) if fn is not None else None
+        # in a spawned child the script runs as __mp_main__ (aliased to __main__)
+        if name in ("__main__", "__mp_main__") or (name is not None and sys.modules.get(name) is main):
+            return True
+    import pickle
+
+    try:
+        blob = pickle.dumps(fns)  # catches partials and objects that refer to main-defined functions
+    except Exception:
+        return False
+    return b"__main__" in blob or b"__mp_main__" in blob
 
 
 def mp_context() -> Any:
