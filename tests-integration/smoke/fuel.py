@@ -29,7 +29,9 @@ with tempfile.TemporaryDirectory() as tmp:
     for enc, suffix in (("PNG", "hdf5"), ("RAW", "npz")):
         dst = os.path.join(tmp, f"out.{suffix}")
         assert fg.generate(dst, 8, 8, encode=enc, nworker=1, verbose=False) == [dst]
-        with fuel.Tank(dst, {"image": "vuint8", "label": "int64"}, 3, shuffle=False, nworker=0, verbose=False) as tank:
+        with fuel.Tank(
+            dst, {"image": "vuint8", "label": "int64"}, 3, shuffle=False, nworker=0, verbose=False
+        ) as tank:
             assert len(tank) == 6 and tank.MPE == 2
             batch = tank.next()
         assert batch["image"].shape == (3, 8, 8, 3) and batch["label"].tolist() == [0, 1, 2]

@@ -9,14 +9,35 @@ import h5py
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "nebulae.fuel", *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "nebulae.fuel", *args], capture_output=True, text=True, timeout=120, cwd=cwd
+    )
 
 
 def test_pack_then_info(photo_dir, tmp_path):
     dst = str(tmp_path / "cli.hdf5")
-    res = cli("pack", "--file-dir", str(photo_dir), "--file-list", "labels.csv", "--dtype", "int64", "--dst", dst,
-              "--height", "8", "--width", "8", "--encode", "png", "--shards", "2", "--nworker", "1", "--quiet")
+    res = cli(
+        "pack",
+        "--file-dir",
+        str(photo_dir),
+        "--file-list",
+        "labels.csv",
+        "--dtype",
+        "int64",
+        "--dst",
+        dst,
+        "--height",
+        "8",
+        "--width",
+        "8",
+        "--encode",
+        "png",
+        "--shards",
+        "2",
+        "--nworker",
+        "1",
+        "--quiet",
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == [str(tmp_path / "cli_0.hdf5"), str(tmp_path / "cli_1.hdf5")]
     with h5py.File(tmp_path / "cli_0.hdf5") as f:
@@ -27,9 +48,27 @@ def test_pack_then_info(photo_dir, tmp_path):
 
 
 def test_pack_refuses_existing_output_without_overwrite(photo_dir, tmp_path):
-    args = ["pack", "--file-dir", str(photo_dir), "--file-list", "labels.csv", "--dtype", "int64", "--dst",
-            str(tmp_path / "c.npz"), "--height", "8", "--width", "8", "--quality", "FAST", "--nworker", "1",
-            "--no-exif", "--quiet"]
+    args = [
+        "pack",
+        "--file-dir",
+        str(photo_dir),
+        "--file-list",
+        "labels.csv",
+        "--dtype",
+        "int64",
+        "--dst",
+        str(tmp_path / "c.npz"),
+        "--height",
+        "8",
+        "--width",
+        "8",
+        "--quality",
+        "FAST",
+        "--nworker",
+        "1",
+        "--no-exif",
+        "--quiet",
+    ]
     assert cli(*args).returncode == 0
     again = cli(*args)
     assert again.returncode == 2 and "already exists" in again.stderr

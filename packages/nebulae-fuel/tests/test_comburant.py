@@ -46,8 +46,15 @@ def run(op, src, seed=0, end=False):
 
 
 def test_lowercase_brochure_names_are_the_same_classes():
-    assert (depot.flip, depot.crop, depot.rotate, depot.brighten, depot.contrast, depot.saturate,
-            depot.sampling) == (Flip, Crop, Rotate, Brighten, Contrast, Saturate, Sampling)
+    assert (
+        depot.flip,
+        depot.crop,
+        depot.rotate,
+        depot.brighten,
+        depot.contrast,
+        depot.saturate,
+        depot.sampling,
+    ) == (Flip, Crop, Rotate, Brighten, Contrast, Saturate, Sampling)
 
 
 def test_flip_names_follow_the_original(img):
@@ -89,7 +96,9 @@ def test_color_ops_follow_their_formulas(img):
     np.testing.assert_allclose(run(Contrast((0.5, 0.5)), img), expect, atol=1)
     gray = img[:, :, :1]
     np.testing.assert_array_equal(run(Saturate((0.2, 0.2)), gray), gray[:, :, 0][:, :, None])
-    np.testing.assert_array_equal(run(Saturate((0.0, 0.0)), img)[..., 0], run(Saturate((0.0, 0.0)), img)[..., 1])
+    np.testing.assert_array_equal(
+        run(Saturate((0.0, 0.0)), img)[..., 0], run(Saturate((0.0, 0.0)), img)[..., 1]
+    )
 
 
 def test_brighten_scalar_draws_around_one(img):

@@ -17,8 +17,14 @@ from nebulae.fuel._csv import parse_table, safe_path, sniff_delimiter, split_dty
 def table(tmp_path: Path, text: str, dtype: list[str], encoded: bool = False, is_seq: bool = False, **kw):
     path = tmp_path / "list.csv"
     path.write_text(text, encoding="utf-8")
-    return parse_table(str(path), dtype, encoded=encoded, is_seq=is_seq, delimiter=kw.get("delimiter"),
-                       quotechar=kw.get("quotechar", '"'))
+    return parse_table(
+        str(path),
+        dtype,
+        encoded=encoded,
+        is_seq=is_seq,
+        delimiter=kw.get("delimiter"),
+        quotechar=kw.get("quotechar", '"'),
+    )
 
 
 def test_tab_separated_brochure_table_is_sniffed(tmp_path):
@@ -34,7 +40,7 @@ def test_dtype_with_one_entry_per_column_is_accepted(tmp_path):
 
 
 def test_wrong_dtype_count_names_both_counts(tmp_path):
-    with pytest.raises(ValueError, match="dtype has 3 entries but list.csv has 2 columns"):
+    with pytest.raises(ValueError, match=r"dtype has 3 entries but list.csv has 2 columns"):
         table(tmp_path, "a,b\n1,2\n", ["int8", "int8", "int8"])
 
 
@@ -54,7 +60,7 @@ def test_quoted_vector_cells_make_a_fixed_width_column(tmp_path):
 
 
 def test_vector_cells_of_unequal_length_name_the_row(tmp_path):
-    with pytest.raises(ValueError, match="row 3 of list.csv, column 'v'"):
+    with pytest.raises(ValueError, match=r"row 3 of list.csv, column 'v'"):
         table(tmp_path, 'k,v\na,"1,2,3"\nb,"4,5"\n', ["str", "int16"])
 
 
@@ -66,14 +72,20 @@ def test_variable_length_cells_and_empty_cell(tmp_path):
 def test_bool_accepts_words_and_rejects_other_text(tmp_path):
     t = table(tmp_path, "k,b\na,True\nb,false\nc,0\n", ["str", "bool"])
     assert t.columns[1].to_array().tolist() == [True, False, False]
-    with pytest.raises(ValueError, match="row 2 .* is not a bool"):
+    with pytest.raises(ValueError, match=r"row 2 .* is not a bool"):
         table(tmp_path, "k,b\na,yes\n", ["str", "bool"])
 
 
 @pytest.mark.parametrize(
     ("cell", "dtype", "message"),
-    [("300", "uint8", "overflows uint8"), ("-1", "uint16", "overflows"), ("1e40", "float32", "overflows"),
-     ("abc", "int32", "not an integer"), ("x", "float64", "not a number"), ("", "int64", "empty cell")],
+    [
+        ("300", "uint8", "overflows uint8"),
+        ("-1", "uint16", "overflows"),
+        ("1e40", "float32", "overflows"),
+        ("abc", "int32", "not an integer"),
+        ("x", "float64", "not a number"),
+        ("", "int64", "empty cell"),
+    ],
 )
 def test_unparsable_or_overflowing_values_name_row_and_column(tmp_path, cell, dtype, message):
     with pytest.raises(ValueError, match=f"row 2 of list.csv, column 'v': .*{message}"):
@@ -81,13 +93,13 @@ def test_unparsable_or_overflowing_values_name_row_and_column(tmp_path, cell, dt
 
 
 def test_wrong_column_count_names_the_row(tmp_path):
-    with pytest.raises(ValueError, match="row 3 of list.csv: expected 2 cells"):
+    with pytest.raises(ValueError, match=r"row 3 of list.csv: expected 2 cells"):
         table(tmp_path, "k,v\na,1\nb,2,3\n", ["str", "int8"])
 
 
 @pytest.mark.parametrize("header", ["a,a", "a,", "_MAX_FRAMES,b", "__x,b", "a,b__offsets", "a/b,c"])
 def test_reserved_or_duplicate_header_names_are_rejected(tmp_path, header):
-    with pytest.raises(ValueError, match="header of list.csv"):
+    with pytest.raises(ValueError, match=r"header of list.csv"):
         table(tmp_path, header + "\n1,2\n", ["int8", "int8"])
 
 
@@ -113,7 +125,7 @@ def test_sniffer_ignores_separators_inside_quotes():
 
 @pytest.mark.parametrize("ref", ["../outside.png", "/etc/passwd", "a/../../x.png"])
 def test_references_leaving_file_dir_are_refused(tmp_path, ref):
-    with pytest.raises(ValueError, match="outside file_dir|absolute path"):
+    with pytest.raises(ValueError, match=r"outside file_dir|absolute path"):
         safe_path(str(tmp_path), ref)
 
 
@@ -133,7 +145,8 @@ cells = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_s
 @given(
     rows=st.lists(
         st.tuples(cells, st.integers(-(2**31), 2**31 - 1), st.lists(st.integers(0, 255), max_size=5)),
-        min_size=1, max_size=12,
+        min_size=1,
+        max_size=12,
     ),
     delimiter=st.sampled_from([",", "\t"]),
 )
@@ -146,12 +159,15 @@ def test_property_written_rows_parse_back_exactly(tmp_path_factory, rows, delimi
     d = tmp_path_factory.mktemp("csv")
     path = d / "p.csv"
     path.write_text(buf.getvalue(), encoding="utf-8")
-    t = parse_table(str(path), ["str", "int32", "vuint8"], encoded=False, is_seq=False, delimiter=delimiter,
-                    quotechar='"')
+    t = parse_table(
+        str(path), ["str", "int32", "vuint8"], encoded=False, is_seq=False, delimiter=delimiter, quotechar='"'
+    )
     # csv drops lone '\r' style line ends inside unquoted cells; compare with what csv itself reads back
     expected = list(csv.reader(io.StringIO(buf.getvalue()), delimiter=delimiter))[1:]
     expected = [e for e in expected if e and not (len(e) == 1 and not e[0].strip())]
     assert len(t) == len(expected)
     assert t.columns[0].values == [e[0] for e in expected]
     assert t.columns[1].to_array().tolist() == [int(e[1]) for e in expected]
-    assert [list(v) for v in t.columns[2].values] == [[int(x) for x in e[2].split(",")] if e[2] else [] for e in expected]
+    assert [list(v) for v in t.columns[2].values] == [
+        [int(x) for x in e[2].split(",")] if e[2] else [] for e in expected
+    ]

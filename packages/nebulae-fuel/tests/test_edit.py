@@ -14,8 +14,9 @@ from nebulae.fuel import FuelGenerator, Tank, deduct, fill, merge
 @pytest.fixture(params=["hdf5", "npz"])
 def shards(request, photo_dir, tmp_path):
     fg = FuelGenerator(str(photo_dir), "labels.csv", ["int64"])
-    paths = fg.generate(str(tmp_path / f"s.{request.param}"), 8, 8, encode="PNG", shards=3, nworker=1,
-                        verbose=False)
+    paths = fg.generate(
+        str(tmp_path / f"s.{request.param}"), 8, 8, encode="PNG", shards=3, nworker=1, verbose=False
+    )
     return tmp_path, [os.path.basename(p) for p in paths], request.param
 
 

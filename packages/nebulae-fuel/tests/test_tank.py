@@ -58,7 +58,9 @@ def test_tank_is_one_object_in_fuel_depot_and_farm():
 @pytest.mark.parametrize("enc", ["PNG", "RAW"])
 @pytest.mark.parametrize("suffix", ["hdf5", "npz"])
 def test_round_trip_is_exact_for_png_and_raw(packed, photo_dir, enc, suffix):
-    with Tank(packed[enc, suffix], SPEC, 4, shuffle=False, fetch_fn=fetcher, nworker=0, verbose=False) as tank:
+    with Tank(
+        packed[enc, suffix], SPEC, 4, shuffle=False, fetch_fn=fetcher, nworker=0, verbose=False
+    ) as tank:
         seen = 0
         for batch in tank:
             for img, idx in zip(batch["image"], batch["idx"], strict=True):
@@ -68,7 +70,9 @@ def test_round_trip_is_exact_for_png_and_raw(packed, photo_dir, enc, suffix):
 
 
 def test_jpeg_round_trip_within_stated_psnr(packed, photo_dir):
-    with Tank(packed["JPEG", "hdf5"], SPEC, 5, shuffle=False, fetch_fn=fetcher, nworker=0, verbose=False) as t:
+    with Tank(
+        packed["JPEG", "hdf5"], SPEC, 5, shuffle=False, fetch_fn=fetcher, nworker=0, verbose=False
+    ) as t:
         batch = t.next()
     for img, idx in zip(batch["image"], batch["idx"], strict=True):
         mse = np.mean((img.astype(float) - reference(photo_dir, int(idx))) ** 2)
@@ -115,8 +119,14 @@ def test_sequences_decode_to_frame_lists_without_padding(seq_dir, tmp_path):
     fg = FuelGenerator(str(seq_dir), "clips.csv", ["int64"], is_seq=True)
     for suffix in ("hdf5", "npz"):
         fg.generate(str(tmp_path / f"s.{suffix}"), 12, 16, encode="PNG", nworker=1, verbose=False)
-        with Tank(str(tmp_path / f"s.{suffix}"), {"video": "vuint8", "label": "int64", "_MAX_FRAMES": "int64"},
-                  3, shuffle=False, nworker=0, verbose=False) as tank:
+        with Tank(
+            str(tmp_path / f"s.{suffix}"),
+            {"video": "vuint8", "label": "int64", "_MAX_FRAMES": "int64"},
+            3,
+            shuffle=False,
+            nworker=0,
+            verbose=False,
+        ) as tank:
             batch = tank.next()
             assert tank.data["_MAX_FRAMES"] == 7
         assert [len(v) for v in batch["video"]] == [2, 3, 4]
@@ -131,8 +141,14 @@ def test_original_layout_without_attributes_still_loads(tmp_path):
             img[i] = np.arange(5 + i, dtype=np.uint8)
         f.create_dataset("label", data=np.arange(3))
         f.create_dataset("name", data=np.array([b"a", b"b", b"c"], dtype=object), dtype=h5py.string_dtype())
-    with Tank(str(path), {"image": "vuint8", "label": "int64", "name": "str"}, 3, shuffle=False, nworker=0,
-              verbose=False) as tank:
+    with Tank(
+        str(path),
+        {"image": "vuint8", "label": "int64", "name": "str"},
+        3,
+        shuffle=False,
+        nworker=0,
+        verbose=False,
+    ) as tank:
         batch = tank.next()
     assert [len(x) for x in batch["image"]] == [5, 6, 7] and batch["name"] == ["a", "b", "c"]
 
@@ -158,14 +174,14 @@ def test_invalid_arguments_name_what_is_wrong(packed, kwargs, error, message):
 def test_missing_truncated_and_foreign_files_are_clear_errors(packed, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         Tank(str(tmp_path / "none.hdf5"), SPEC, 2)
-    with pytest.raises(ValueError, match="must be an .hdf5"):
+    with pytest.raises(ValueError, match=r"must be an .hdf5"):
         Tank(str(tmp_path / "x.csv"), SPEC, 2)
     data = Path(packed["PNG", "hdf5"]).read_bytes()
     (tmp_path / "cut.hdf5").write_bytes(data[:200])
-    with pytest.raises(ValueError, match="cut.hdf5 is not a readable HDF5"):
+    with pytest.raises(ValueError, match=r"cut.hdf5 is not a readable HDF5"):
         Tank(str(tmp_path / "cut.hdf5"), SPEC, 2)
     (tmp_path / "foreign.npz").write_bytes(b"PK\x03\x04 this is no archive")
-    with pytest.raises(ValueError, match="foreign.npz is not a readable NPZ"):
+    with pytest.raises(ValueError, match=r"foreign.npz is not a readable NPZ"):
         Tank(str(tmp_path / "foreign.npz"), SPEC, 2)
     np.savez(tmp_path / "pickled.npz", image=np.array([np.zeros(2), np.zeros(3)], dtype=object))
     with pytest.raises(ValueError, match="cannot be read"):
@@ -183,22 +199,40 @@ def test_epochs_cover_every_sample_and_change_order(packed):
 
 
 def test_shuffle_false_keeps_csv_order_and_in_same_size_false_keeps_remainder(packed):
-    with Tank(packed["PNG", "hdf5"], SPEC, 6, shuffle=False, in_same_size=False, fetch_fn=fetcher, nworker=0,
-              verbose=False) as tank:
+    with Tank(
+        packed["PNG", "hdf5"],
+        SPEC,
+        6,
+        shuffle=False,
+        in_same_size=False,
+        fetch_fn=fetcher,
+        nworker=0,
+        verbose=False,
+    ) as tank:
         sizes = [len(b["idx"]) for b in tank]
         assert tank.MPE == 4 and sizes == [6, 6, 6, 2]
 
 
 def _run_epochs(path, nworker, worker_type, prep_fn=None):
-    with Tank(path, SPEC, 4, fetch_fn=fetcher if worker_type != "process" else None, prep_fn=prep_fn, seed=11,
-              nworker=nworker, worker_type=worker_type, verbose=False) as tank:
+    with Tank(
+        path,
+        SPEC,
+        4,
+        fetch_fn=fetcher if worker_type != "process" else None,
+        prep_fn=prep_fn,
+        seed=11,
+        nworker=nworker,
+        worker_type=worker_type,
+        verbose=False,
+    ) as tank:
         return [tank.next() for _ in range(2 * tank.MPE)]
 
 
 def test_order_and_augmentation_do_not_depend_on_worker_count(packed, tmp_path, monkeypatch):
     helper = tmp_path / "fuel_aug_helper.py"
-    helper.write_text(textwrap.dedent(
-        """
+    helper.write_text(
+        textwrap.dedent(
+            """
         import numpy as np
         from nebulae.fuel import Comburant, Crop, Brighten, Random, Flip, VERTICAL
         CBR = Comburant(Crop((8, 8)), Random(0.5, Flip(VERTICAL)), Brighten(0.3), end=False)
@@ -207,13 +241,16 @@ def test_order_and_augmentation_do_not_depend_on_worker_count(packed, tmp_path, 
             item["noise"] = np.random.rand()
             return item
         """
-    ))
+        )
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     import importlib
 
     aug = importlib.import_module("fuel_aug_helper").aug
     path = packed["JPEG", "hdf5"]
-    runs = [_run_epochs(path, n, t, aug) for n, t in [(0, None), (1, "thread"), (3, "thread"), (2, "process")]]
+    runs = [
+        _run_epochs(path, n, t, aug) for n, t in [(0, None), (1, "thread"), (3, "thread"), (2, "process")]
+    ]
     for other in runs[1:]:
         for a, b in zip(runs[0], other, strict=True):
             np.testing.assert_array_equal(a["label"], b["label"])
@@ -233,8 +270,10 @@ def test_seed_makes_runs_reproducible_and_seeds_differ(packed):
 
 
 def test_set_distributed_reshards_and_recomputes_mpe(packed):
-    with Tank(packed["PNG", "hdf5"], SPEC, 3, fetch_fn=fetcher, seed=5, nworker=0, verbose=False) as t0, \
-            Tank(packed["PNG", "hdf5"], SPEC, 3, fetch_fn=fetcher, seed=99, nworker=0, verbose=False) as t1:
+    with (
+        Tank(packed["PNG", "hdf5"], SPEC, 3, fetch_fn=fetcher, seed=5, nworker=0, verbose=False) as t0,
+        Tank(packed["PNG", "hdf5"], SPEC, 3, fetch_fn=fetcher, seed=99, nworker=0, verbose=False) as t1,
+    ):
         t0.set_distributed(0, 2)
         t1.set_distributed(1, 2, seed=5)
         assert t0.MPE == t1.MPE == 3 and t1.seed == 5
@@ -250,11 +289,21 @@ def test_seek_resumes_at_the_same_batch(packed):
         np.testing.assert_array_equal(t.next()["idx"], batches[7])
 
 
+def test_closed_tank_refuses_next(packed):
+    tank = Tank(packed["PNG", "hdf5"], SPEC, 4, nworker=0, verbose=False)
+    tank.next()
+    tank.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        tank.next()
+
+
 def test_worker_exception_is_reraised_and_workers_cleaned(packed):
     def broken(item):
         raise ZeroDivisionError("bad prep")
 
-    tank = Tank(packed["PNG", "hdf5"], SPEC, 4, prep_fn=broken, nworker=2, worker_type="thread", verbose=False)
+    tank = Tank(
+        packed["PNG", "hdf5"], SPEC, 4, prep_fn=broken, nworker=2, worker_type="thread", verbose=False
+    )
     with pytest.raises(ZeroDivisionError, match="bad prep"):
         tank.next()
     tank.close()
@@ -289,7 +338,9 @@ def test_dead_process_worker_is_a_runtime_error(packed):
 
 
 def test_process_batches_survive_close_and_slabs_are_removed(packed):
-    tank = Tank(packed["RAW", "hdf5"], SPEC, 4, shuffle=False, nworker=2, worker_type="process", verbose=False)
+    tank = Tank(
+        packed["RAW", "hdf5"], SPEC, 4, shuffle=False, nworker=2, worker_type="process", verbose=False
+    )
     kept = [tank.next() for _ in range(6)]
     pids = [w.proc.pid for w in tank._executor.workers]
     tags = [w.tag for w in tank._executor.workers]
@@ -326,8 +377,12 @@ _CHILD = textwrap.dedent(
 
 @pytest.mark.parametrize("mode", ["loop", "exit"])
 def test_ctrl_c_and_interpreter_exit_leave_no_process_or_shared_memory(packed, mode):
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, packed["PNG", "hdf5"], mode],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, packed["PNG", "hdf5"], mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     workers = [int(p) for p in proc.stdout.readline().split()]
     parent = int(proc.stdout.readline())
     if mode == "loop":
@@ -358,9 +413,17 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=200, deadline=None)
-@given(n=st.integers(1, 200), bs=st.integers(1, 16), nworld=st.integers(1, 5), seed=st.integers(0, 2**31),
-       epoch=st.integers(0, 5), shuffle=st.booleans())
-def test_property_ranks_cover_every_sample_with_duplicates_only_in_last_batch(n, bs, nworld, seed, epoch, shuffle):
+@given(
+    n=st.integers(1, 200),
+    bs=st.integers(1, 16),
+    nworld=st.integers(1, 5),
+    seed=st.integers(0, 2**31),
+    epoch=st.integers(0, 5),
+    shuffle=st.booleans(),
+)
+def test_property_ranks_cover_every_sample_with_duplicates_only_in_last_batch(
+    n, bs, nworld, seed, epoch, shuffle
+):
     mpe = miles_per_epoch(n, bs, nworld, in_same_size=False)
     order = epoch_order(n, seed, epoch, shuffle)
     per_rank = [[rank_batch(order, b, bs, nworld, r, False) for b in range(mpe)] for r in range(nworld)]
@@ -369,7 +432,9 @@ def test_property_ranks_cover_every_sample_with_duplicates_only_in_last_batch(n,
         assert all(len(per_rank[r][b]) == bs for r in range(nworld))
     last = [len(per_rank[r][-1]) for r in range(nworld)]
     assert len(set(last)) == 1 and 1 <= last[0] <= bs
-    early = np.concatenate([per_rank[r][b] for r in range(nworld) for b in range(mpe - 1)] or [np.zeros(0, int)])
+    early = np.concatenate(
+        [per_rank[r][b] for r in range(nworld) for b in range(mpe - 1)] or [np.zeros(0, int)]
+    )
     everything = np.concatenate([early, *[per_rank[r][-1] for r in range(nworld)]])
     assert set(everything.tolist()) == set(range(n))
     assert len(set(early.tolist())) == len(early)
@@ -394,3 +459,96 @@ def test_property_epoch_order_is_a_function_of_seed_and_epoch(n, seed, epoch):
     a = epoch_order(n, seed, epoch, True)
     np.testing.assert_array_equal(a, epoch_order(n, seed, epoch, True))
     assert sorted(a.tolist()) == list(range(n))
+
+
+@pytest.mark.parametrize("enc", ["PNG", "RAW"])
+def test_grayscale_batches_are_hw1(photo_dir, tmp_path, enc):
+    fg = FuelGenerator(str(photo_dir), "labels.csv", ["int64"])
+    fg.generate(str(tmp_path / "g.hdf5"), 10, 12, channel=1, encode=enc, nworker=1, verbose=False)
+    with Tank(str(tmp_path / "g.hdf5"), SPEC, 4, shuffle=False, nworker=0, verbose=False) as tank:
+        batch = tank.next()
+    ref = np.asarray(
+        Image.open(photo_dir / "img_0.png").convert("L").resize((12, 10), Image.Resampling.LANCZOS)
+    )
+    assert batch["image"].shape == (4, 10, 12, 1)
+    np.testing.assert_array_equal(batch["image"][0, :, :, 0], ref)
+
+
+@pytest.mark.parametrize("suffix", ["hdf5", "npz"])
+def test_raw_sequences_return_their_own_frame_count(seq_dir, tmp_path, suffix):
+    fg = FuelGenerator(str(seq_dir), "clips.csv", ["int64"], is_seq=True)
+    fg.generate(str(tmp_path / f"r.{suffix}"), 6, 8, encode="RAW", nworker=1, verbose=False)
+    with Tank(
+        str(tmp_path / f"r.{suffix}"),
+        {"video": "vuint8", "label": "int64"},
+        6,
+        shuffle=False,
+        nworker=0,
+        verbose=False,
+    ) as tank:
+        batch = tank.next()
+    assert [len(v) for v in batch["video"]] == [2, 3, 4, 5, 6, 7]
+    assert batch["video"][5][6].shape == (6, 8, 3) and batch["video"][5][6].any()
+
+
+_UNGUARDED = textwrap.dedent(
+    """
+    # a brochure-style script: no `if __name__ == "__main__":` guard
+    import sys
+    from nebulae.fuel import FuelGenerator, Tank
+    print("script body ran", flush=True)
+    fg = FuelGenerator(sys.argv[1], "labels.csv", ["int64"])
+    fg.generate(sys.argv[2], 8, 8, nworker=2, verbose=False, overwrite=True)
+    tank = Tank(sys.argv[2], {"image": "vuint8", "label": "int64"}, 4, verbose=False)
+    assert tank.worker_type == "process"
+    print(tank.next()["image"].shape, flush=True)
+    tank.close()
+    """
+)
+
+
+def test_unguarded_script_runs_once_with_process_workers(photo_dir, tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(_UNGUARDED)
+    out = subprocess.run(
+        [sys.executable, str(script), str(photo_dir), str(tmp_path / "u.hdf5")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("script body ran") == 1
+    assert "(4, 8, 8, 3)" in out.stdout
+
+
+def test_callables_from_main_default_to_threads(packed):
+    def main_prep(item):
+        return item
+
+    main_prep.__module__ = "__main__"
+    with Tank(packed["PNG", "hdf5"], SPEC, 4, prep_fn=main_prep, verbose=False) as tank:
+        assert tank.worker_type == "thread"
+    with Tank(packed["PNG", "hdf5"], SPEC, 4, prep_fn=Comburant(Crop((4, 4))), verbose=False) as tank:
+        assert tank.worker_type == "process"
+    with Tank(packed["RAW", "hdf5"], {"image": "uint8"}, 4, verbose=False) as tank:
+        assert tank.worker_type == "thread"
+
+
+def test_partials_of_main_functions_count_as_main():
+    import functools
+
+    from nebulae.fuel._pack import uses_main
+
+    def helper(item, k):
+        return item
+
+    helper.__module__ = "__main__"
+    helper.__qualname__ = "helper"
+    import __main__
+
+    __main__.helper = helper  # so that pickle finds it
+    try:
+        assert uses_main(functools.partial(helper, k=1))
+        assert not uses_main(None, Comburant(Crop((2, 2))))
+    finally:
+        del __main__.helper

@@ -5,9 +5,9 @@ from __future__ import annotations
 from .__about__ import __version__
 from ._collate import default_collate
 from ._comburant import (
-    JPEG,
     HW2CHW,
     HWC2CHW,
+    JPEG,
     Blur,
     Brighten,
     Comburant,

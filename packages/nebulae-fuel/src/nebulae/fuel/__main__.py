@@ -16,7 +16,9 @@ def _parser() -> argparse.ArgumentParser:
     pack = sub.add_parser("pack", help="pack a CSV file list and its images into HDF5/NPZ")
     pack.add_argument("--file-dir", required=True, help="directory of the raw data")
     pack.add_argument("--file-list", required=True, help="CSV file list (relative to --file-dir)")
-    pack.add_argument("--dtype", required=True, nargs="+", help="dtype per column (or per column but the first)")
+    pack.add_argument(
+        "--dtype", required=True, nargs="+", help="dtype per column (or per column but the first)"
+    )
     pack.add_argument("--dst", "--dst-path", dest="dst_path", required=True, help=".hdf5/.h5/.npz output")
     pack.add_argument("--is-seq", action="store_true", help="column 0 lists sequence frames")
     pack.add_argument("--delimiter", default=None, help="',' or 'tab' (default: sniffed)")
@@ -29,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     exif = pack.add_mutually_exclusive_group()
     exif.add_argument("--keep-exif", dest="keep_exif", action="store_true", default=None)
     exif.add_argument("--no-exif", dest="keep_exif", action="store_false")
-    pack.add_argument("--quality", default=None, choices=[q.name for q in Quality], help="preset overriding --encode")
+    pack.add_argument(
+        "--quality", default=None, choices=[q.name for q in Quality], help="preset overriding --encode"
+    )
     pack.add_argument("--overwrite", action="store_true", help="replace an existing output")
     pack.add_argument("--nworker", type=int, default=None, help="encoding processes (default: all cores)")
     pack.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -46,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         delimiter = "\t" if args.delimiter in ("tab", "\\t") else args.delimiter
         fg = FuelGenerator(
-            args.file_dir, args.file_list, args.dtype, args.is_seq, delimiter=delimiter, quotechar=args.quotechar
+            args.file_dir,
+            args.file_list,
+            args.dtype,
+            args.is_seq,
+            delimiter=delimiter,
+            quotechar=args.quotechar,
         )
         encode = "" if args.encode is not None and args.encode.lower() == "none" else args.encode
         written = fg.generate(

@@ -56,14 +56,25 @@ def _rebuild(tree: Any, it: Any) -> Any:
     return next(it)
 
 
+_STACK_LIMIT = 1 << 15  # elements per frame below which stacking frames beats per-frame calls
+
+
 def map_frames(tree: Any, fn: Callable[[np.ndarray], np.ndarray]) -> Any:
-    """Apply `fn` to (T, H, W, C) stacks: one stack when all leaves share a shape, else one per leaf."""
+    """Apply `fn` to (T, H, W, C) stacks: small equal-shape frames in one stack, others one by one.
+
+    The kernels are vectorised either way; stacking only saves per-call overhead, and for large frames the
+    copy into a fresh stack costs more than it saves (measured in bench/bench_fuel.py).
+    """
     items: list[np.ndarray] = []
     _leaves(tree, items)
     if not items:
         return tree
     first = items[0]
-    if len(items) > 1 and all(a.shape == first.shape and a.dtype == first.dtype for a in items):
+    if (
+        len(items) > 1
+        and first.size <= _STACK_LIMIT
+        and all(a.shape == first.shape and a.dtype == first.dtype for a in items)
+    ):
         done = list(fn(np.stack(items)))
     else:
         done = [fn(a[None])[0] for a in items]
@@ -253,7 +264,7 @@ class Crop(Op):
                     top, left = rng.py.randint(0, H - ch), rng.py.randint(0, W - cw)
                 return ("resized", top, left, ch, cw)
         aspect = min(max(W / H, self.aspect_ratio[0]), self.aspect_ratio[1])
-        if W / H > aspect:
+        if aspect < W / H:
             ch, cw = H, max(1, round(H * aspect))
         else:
             ch, cw = max(1, round(W / aspect)), W
@@ -298,12 +309,14 @@ class Pad(Op):
             or len(padding) != 4
             or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in padding)
         ):
-            raise ValueError(f"Pad: 'padding' must be 4 ints >= 0 (top, bottom, left, right) (got {padding!r})")
+            raise ValueError(
+                f"Pad: 'padding' must be 4 ints >= 0 (top, bottom, left, right) (got {padding!r})"
+            )
         self.padding = tuple(padding)
 
     def apply(self, stack: np.ndarray, params: Any) -> np.ndarray:
-        t, b, l, r = self.padding
-        return np.pad(stack, ((0, 0), (t, b), (l, r), (0, 0)))
+        top, bottom, left, right = self.padding
+        return np.pad(stack, ((0, 0), (top, bottom), (left, right), (0, 0)))
 
 
 class Rotate(Op):
@@ -312,7 +325,9 @@ class Rotate(Op):
     def __init__(self, degree: Any, intact: bool = False, interp: int = 10) -> None:
         if isinstance(degree, (tuple, list)):
             if len(degree) != 2 or not -360 <= degree[0] <= degree[1] <= 360:
-                raise ValueError(f"Rotate: a range must be (lo, hi) with -360 <= lo <= hi <= 360 (got {degree!r})")
+                raise ValueError(
+                    f"Rotate: a range must be (lo, hi) with -360 <= lo <= hi <= 360 (got {degree!r})"
+                )
             self.degree = (float(degree[0]), float(degree[1]))
         else:
             if isinstance(degree, bool) or not isinstance(degree, (int, float)) or not 0 <= degree <= 360:
@@ -330,7 +345,9 @@ class Rotate(Op):
         flt = _pil_filter(self.interp)
         if flt not in (0, 2, 3):
             flt = 2
-        return _per_frame_pil(stack, lambda im: im.rotate(angle, resample=flt, expand=self.intact, fillcolor=0))
+        return _per_frame_pil(
+            stack, lambda im: im.rotate(angle, resample=flt, expand=self.intact, fillcolor=0)
+        )
 
 
 class _Factor(Op):
@@ -396,7 +413,7 @@ class Hue(Op):
             return stack
         from PIL import Image
 
-        shift = int(round(h * 256)) % 256
+        shift = round(h * 256) % 256
         out = []
         for frame in stack:
             hsv = np.array(Image.fromarray(np.ascontiguousarray(frame)).convert("HSV"))
@@ -433,7 +450,11 @@ class Blur(Op):
 
     def __init__(self, radius: Any) -> None:
         if isinstance(radius, (tuple, list)):
-            if len(radius) != 2 or not all(isinstance(v, int) for v in radius) or not 1 <= radius[0] <= radius[1]:
+            if (
+                len(radius) != 2
+                or not all(isinstance(v, int) for v in radius)
+                or not 1 <= radius[0] <= radius[1]
+            ):
                 raise ValueError(f"Blur: a range must be (lo, hi) ints with 1 <= lo <= hi (got {radius!r})")
             self.radius: Any = (int(radius[0]), int(radius[1]))
         else:
@@ -483,7 +504,10 @@ class JPEG(Op):
 
     def __init__(self, quality: Any) -> None:
         lo, hi = quality if isinstance(quality, (tuple, list)) else (quality, quality)
-        if not all(isinstance(q, int) and not isinstance(q, bool) for q in (lo, hi)) or not 1 <= lo <= hi <= 99:
+        if (
+            not all(isinstance(q, int) and not isinstance(q, bool) for q in (lo, hi))
+            or not 1 <= lo <= hi <= 99
+        ):
             raise ValueError(f"JPEG: 'quality' must be an int in [1, 99] or a range (got {quality!r})")
         self.quality = (lo, hi)
 
@@ -513,7 +537,11 @@ class Whiten(Op):
             raise ValueError(f"Whiten: 'std' must be non-zero (got {std!r})")
 
     def apply(self, stack: np.ndarray, params: Any) -> np.ndarray:
-        x = stack.astype(np.float32) / 255.0 if stack.dtype == np.uint8 else stack.astype(np.float32, copy=False)
+        x = (
+            stack.astype(np.float32) / 255.0
+            if stack.dtype == np.uint8
+            else stack.astype(np.float32, copy=False)
+        )
         mean, std = self.mean, self.std
         if mean.ndim == 1:
             # per channel: CHW stacks are (T, C, H, W), HWC stacks (T, H, W, C)
@@ -682,4 +710,12 @@ class Comburant:
 
 
 # lowercase names of the brochure
-flip, crop, rotate, brighten, contrast, saturate, sampling = Flip, Crop, Rotate, Brighten, Contrast, Saturate, Sampling
+flip, crop, rotate, brighten, contrast, saturate, sampling = (
+    Flip,
+    Crop,
+    Rotate,
+    Brighten,
+    Contrast,
+    Saturate,
+    Sampling,
+)

@@ -60,7 +60,9 @@ def check_header(names: list[str], source: str) -> None:
         elif name == FRAME_KEY:
             problem = f"is reserved ({FRAME_KEY} stores the frame count)"
         elif name.startswith("__") or name.endswith(RESERVED_SUFFIXES):
-            problem = f"is reserved (names may not start with '__' or end with {', '.join(RESERVED_SUFFIXES)})"
+            problem = (
+                f"is reserved (names may not start with '__' or end with {', '.join(RESERVED_SUFFIXES)})"
+            )
         elif name in seen:
             problem = "is duplicated"
         if problem:
@@ -81,7 +83,7 @@ def parse_scalar(text: str, base: str) -> Any:
     np_type = np.dtype(base)
     if np_type.kind in "iu":
         try:
-            value = int(text)
+            value: Any = int(text)
         except ValueError:
             raise ValueError(f"{text!r} is not an integer") from None
         info = np.iinfo(np_type)
@@ -178,14 +180,16 @@ def parse_table(
     first = text.split("\n", 1)[0]
     if delimiter is None:
         delimiter = sniff_delimiter(first, quotechar)
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar=quotechar, doublequote=True, strict=True)
+    reader = csv.reader(
+        io.StringIO(text), delimiter=delimiter, quotechar=quotechar, doublequote=True, strict=True
+    )
     header: list[str] | None = None
     columns: list[Column] = []
     lines: list[int] = []
     try:
         for cells in reader:
             line = reader.line_num
-            if not cells or all(not c.strip() for c in cells) and len(cells) == 1:
+            if not cells or (all(not c.strip() for c in cells) and len(cells) == 1):
                 continue
             if header is None:
                 header = [c.strip() for c in cells]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -37,10 +38,8 @@ def _commit(tmp: str, final: str) -> None:
 
 
 def _discard(tmp: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
-    except FileNotFoundError:
-        pass
 
 
 def merge(src_dir: str, src: list[str], dst: str, dtype: dict[str, str], keep_src: bool = True) -> str:
@@ -151,10 +150,10 @@ def _merge_hdf5(paths: list[str], tmp: str, dtype: dict[str, str]) -> None:
                         block = src[a : a + _SLAB_ROWS]
                         k = block.shape[0]
                         if seq_vlen:
-                            padded = np.empty((k, frames), dtype=object)
+                            padded: Any = np.empty((k, int(frames or 0)), dtype=object)
                             empty = np.zeros(0, dtype=np.uint8)
                             for i in range(k):
-                                for j in range(frames):
+                                for j in range(int(frames or 0)):
                                     padded[i, j] = block[i, j] if j < block.shape[1] else empty
                             block = padded
                         elif seq_raw and block.shape[1] != frames:
@@ -202,7 +201,9 @@ def _merge_npz(paths: list[str], tmp: str, dtype: dict[str, str]) -> None:
         else:
             arrays = [part[key] for part in parts]
             if arrays[0].ndim == 5 and frames is not None:
-                arrays = [np.pad(a, ((0, 0), (0, frames - a.shape[1]), (0, 0), (0, 0), (0, 0))) for a in arrays]
+                arrays = [
+                    np.pad(a, ((0, 0), (0, frames - a.shape[1]), (0, 0), (0, 0), (0, 0))) for a in arrays
+                ]
             merged[key] = np.concatenate(arrays)
             if key in dtype and not dtype[key].startswith("v") and split_dtype(dtype[key])[0] != "str":
                 base = split_dtype(dtype[key])[0]
@@ -212,8 +213,14 @@ def _merge_npz(paths: list[str], tmp: str, dtype: dict[str, str]) -> None:
         first_col = meta.get("nebulae_columns", [None])[0]
         rows = None
         if first_col in merged:
-            rows = len(merged[first_col + "__frames"]) - 1 if first_col + "__frames" in merged else (
-                len(merged[first_col + "__offsets"]) - 1 if first_col + "__offsets" in merged else len(merged[first_col])
+            rows = (
+                len(merged[first_col + "__frames"]) - 1
+                if first_col + "__frames" in merged
+                else (
+                    len(merged[first_col + "__offsets"]) - 1
+                    if first_col + "__offsets" in merged
+                    else len(merged[first_col])
+                )
             )
         meta.update(nebulae_shard=-1, nebulae_num_shards=1, nebulae_total_rows=rows)
         merged[META_KEY] = np.asarray(json.dumps(meta))
@@ -303,7 +310,9 @@ def deduct(src: str, key: str, repack: bool = False) -> None:
 
             with h5py.File(src, "r") as f:
                 if key not in f:
-                    raise KeyError(f"{key!r} is not in {os.path.basename(src)}; available: {sorted(f.keys())}")
+                    raise KeyError(
+                        f"{key!r} is not in {os.path.basename(src)}; available: {sorted(f.keys())}"
+                    )
                 if repack:
                     with h5py.File(tmp, "w") as out:
                         for name, value in f.attrs.items():

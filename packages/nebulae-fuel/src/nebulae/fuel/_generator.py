@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -40,6 +41,18 @@ _ENCODES = {"JPEG": "JPEG", "JPG": "JPEG", "PNG": "PNG", "RAW": "RAW"}
 
 class _Terminated(BaseException):
     """Raised in the main thread by the SIGTERM handler installed during generate()."""
+
+
+_TERM_SEEN = threading.Event()
+_INT_SEEN = threading.Event()
+
+
+def _check_terminated() -> None:
+    """Re-raise a signal whose exception was swallowed (e.g. it landed inside a __del__)."""
+    if _TERM_SEEN.is_set():
+        raise _Terminated()
+    if _INT_SEEN.is_set():
+        raise KeyboardInterrupt
 
 
 def _check_setting(key: str, value: Any) -> Any:
@@ -133,7 +146,9 @@ class FuelGenerator:
             given = [k for k, v in explicit.items() if v != _DEFAULTS[k]]
             if file_dir is not None or given:
                 names = ", ".join(["file_dir"] * (file_dir is not None) + given)
-                raise TypeError(f"pass either config= or explicit arguments, not both (got config and {names})")
+                raise TypeError(
+                    f"pass either config= or explicit arguments, not both (got config and {names})"
+                )
             if not isinstance(config, dict):
                 raise TypeError(f"'config' must be a dict (got {type(config).__name__})")
             self._update(config)
@@ -279,7 +294,9 @@ class FuelGenerator:
             raise ValueError(f"{os.path.basename(csv_path)} lists no rows: nothing to pack")
         nshard = s["shards"]
         if nshard > n:
-            raise ValueError(f"'shards' must be <= the number of rows ({n}) so that no shard is empty (got {nshard})")
+            raise ValueError(
+                f"'shards' must be <= the number of rows ({n}) so that no shard is empty (got {nshard})"
+            )
         refs = self._resolve_refs(table, s["file_dir"], s["is_seq"]) if enc is not None else []
         os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
         remove_stale_temps(dst)
@@ -336,14 +353,18 @@ class FuelGenerator:
                 try:
                     path = safe_path(file_dir, item)
                 except ValueError as exc:
-                    raise ValueError(f"row {line} of {source}: {exc}; entries must stay inside file_dir") from None
+                    raise ValueError(
+                        f"row {line} of {source}: {exc}; entries must stay inside file_dir"
+                    ) from None
                 if not os.path.isfile(path):
                     missing.append(f"row {line}: {item}")
                 full.append(path)
             refs.append(full if is_seq else full[0])
         if missing:
             shown = "; ".join(missing[:10])
-            raise FileNotFoundError(f"{len(missing)} file(s) listed in {source} do not exist under file_dir: {shown}")
+            raise FileNotFoundError(
+                f"{len(missing)} file(s) listed in {source} do not exist under file_dir: {shown}"
+            )
         return refs
 
     @staticmethod
@@ -384,7 +405,9 @@ class FuelGenerator:
                     layout = None
                     if spec is not None:
                         nframes = [len(v) for v in cols[0].values] if is_seq else []
-                        layout = ImageLayout(spec.encode, spec.channel, spec.height, spec.width, is_seq, nframes)
+                        layout = ImageLayout(
+                            spec.encode, spec.channel, spec.height, spec.width, is_seq, nframes
+                        )
                     meta = _meta(cols, is_seq, i if nshard > 1 else -1, nshard, n)
                     writer = make_writer(temps[i], kind, cols, layout, meta)
                     writers.append(writer)
@@ -399,9 +422,11 @@ class FuelGenerator:
                             writer.write_images(pos, results)
                             pos += len(results)
                             progress.update(len(results))
+                            _check_terminated()
                     else:
                         progress.update(b - a)
                     writer.finish()
+            _check_terminated()
             for tmp, final in zip(temps, finals, strict=True):
                 os.replace(tmp, final)
                 placed.append(final)
@@ -444,10 +469,8 @@ class FuelGenerator:
         for writer in writers:
             writer.abort()
         for path in [*temps, *(f"{t}.blob" for t in temps), *placed]:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            except FileNotFoundError:
-                pass
 
     @staticmethod
     def _install_handlers() -> Any:
@@ -455,10 +478,18 @@ class FuelGenerator:
             return None
 
         def on_term(signum: int, frame: Any) -> None:
+            _TERM_SEEN.set()  # in case the exception lands somewhere that swallows it (a __del__)
             raise _Terminated()
 
+        def on_int(signum: int, frame: Any) -> None:
+            _INT_SEEN.set()
+            raise KeyboardInterrupt
+
+        _TERM_SEEN.clear()
+        _INT_SEEN.clear()
+
         old = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, on_int)
         signal.signal(signal.SIGTERM, on_term)
         return old
 

@@ -28,7 +28,9 @@ def info(data_path: Any) -> dict[str, Any]:
 
                 vlen = h5py.check_vlen_dtype(ds.dtype)
                 if vlen is not None:
-                    dtype = f"vlen {getattr(vlen, '__name__', vlen)}" if vlen in (str, bytes) else f"vlen {vlen}"
+                    dtype = (
+                        f"vlen {getattr(vlen, '__name__', vlen)}" if vlen in (str, bytes) else f"vlen {vlen}"
+                    )
             else:
                 arr = shard._npz(key)
                 dtype, shape = str(arr.dtype), list(arr.shape)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import multiprocessing as mp
 import os
 import re
 import signal
+import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +35,50 @@ def encode_rows(rows: list[tuple[int, Any]], spec: EncodeSpec) -> list[Any]:
     return out
 
 
+@contextlib.contextmanager
+def main_unreachable(hide: bool = True) -> Iterator[None]:
+    """Start children without re-running the user's main script.
+
+    spawn and forkserver children import `__main__` from its path, which re-runs a script that lacks an
+    `if __name__ == "__main__":` guard (as the brochure's examples do) and makes its Tank or generate() start
+    processes again. Our workers need nothing from `__main__` unless the user's callables live there, so while
+    children start, `__main__` shows neither `__file__` nor `__spec__`.
+    """
+    main = sys.modules.get("__main__")
+    if not hide or main is None:
+        yield
+        return
+    saved: dict[str, Any] = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    with _MAIN_LOCK:
+        try:
+            main.__dict__.pop("__file__", None)
+            main.__dict__["__spec__"] = None
+            yield
+        finally:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
+_MAIN_LOCK = threading.Lock()
+
+
+def uses_main(*fns: Any) -> bool:
+    """Whether any of these callables is defined in `__main__` (children then need the main script)."""
+    main = sys.modules.get("__main__")
+    for fn in fns:
+        name = getattr(fn, "__module__", None) if fn is not None else None
+        # in a spawned child the script runs as __mp_main__ (aliased to __main__)
+        if name in ("__main__", "__mp_main__") or (name is not None and sys.modules.get(name) is main):
+            return True
+    import pickle
+
+    try:
+        blob = pickle.dumps(fns)  # catches partials and objects that refer to main-defined functions
+    except Exception:
+        return False
+    return b"__main__" in blob or b"__mp_main__" in blob
+
+
 def mp_context() -> Any:
     """forkserver where available (never plain fork with open HDF5 handles), else spawn."""
     methods = mp.get_all_start_methods()
@@ -49,7 +96,8 @@ class RowEncoder:
 
     def __enter__(self) -> RowEncoder:
         if self.nworker > 1:
-            self.pool = mp_context().Pool(self.nworker, initializer=_ignore_sigint)
+            with main_unreachable():
+                self.pool = mp_context().Pool(self.nworker, initializer=_ignore_sigint)
         return self
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
@@ -64,7 +112,8 @@ class RowEncoder:
     def run(self, refs: list[Any]) -> Iterator[list[Any]]:
         """Yield lists of results, chunk by chunk, in the order of `refs`."""
         chunks = [
-            [(i, refs[i]) for i in range(a, min(a + self.chunk, len(refs)))] for a in range(0, len(refs), self.chunk)
+            [(i, refs[i]) for i in range(a, min(a + self.chunk, len(refs)))]
+            for a in range(0, len(refs), self.chunk)
         ]
         if self.pool is None:
             for chunk in chunks:

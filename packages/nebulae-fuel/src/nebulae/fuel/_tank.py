@@ -16,11 +16,12 @@ from ._build import BatchBuilder
 from ._constants import FRAME_KEY
 from ._csv import split_dtype
 from ._order import epoch_order, miles_per_epoch, rank_batch
+from ._pack import uses_main
 from ._rank import get_rank, get_world_size
 from ._source import Source, resolve_paths
 from ._workers import InlineExecutor, ProcessExecutor, ThreadExecutor
 
-DEFAULT_WORKER_TYPE = "thread"
+DEFAULT_WORKER_TYPE = "process"  # fixed by bench/bench_fuel.py (JPEG + prep: processes ~1.5x threads)
 _OPEN_TANKS: weakref.WeakSet[Tank] = weakref.WeakSet()
 
 
@@ -28,6 +29,23 @@ _OPEN_TANKS: weakref.WeakSet[Tank] = weakref.WeakSet()
 def _close_all() -> None:
     for tank in list(_OPEN_TANKS):
         tank.close()
+
+
+def _process_safe(*fns: Any) -> bool:
+    """Whether process workers can take these callables without re-running the main script.
+
+    Callables defined in `__main__` would make every worker re-import the script, which re-runs scripts
+    without an `if __name__ == "__main__":` guard; lambdas and local functions do not pickle at all.
+    """
+    import pickle
+
+    if uses_main(*fns):
+        return False
+    try:
+        pickle.dumps(fns)
+    except Exception:
+        return False
+    return True
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -50,7 +68,9 @@ class Tank:
         collate_fn: `collate_fn(items) -> batch`; default NumPy stacking per key.
         seed: int >= 0 fixing order and augmentation; None draws one from `random`.
         nworker: workers; None -> min(8, cpu_count // world size); 0 builds in the calling thread.
-        worker_type: 'thread' or 'process' (callables must then be picklable); None -> 'thread'.
+        worker_type: 'thread' or 'process' (callables must then be picklable); None -> 'process' when
+            batches need decoding or callables run per item and those callables are importable from a
+            module other than `__main__`; else 'thread'.
         decode: decode image columns to uint8 HWC (False returns the encoded bytes).
         verbose: print a one-line notice on rank <= 0.
 
@@ -80,9 +100,12 @@ class Tank:
         verbose: bool = True,
     ) -> None:
         self._executor: Any = None
+        self._closed = False
         paths, kind = resolve_paths(data_path)
         if not isinstance(data_specf, dict):
-            raise TypeError(f"'data_specf' must be a dict of column -> dtype (got {type(data_specf).__name__})")
+            raise TypeError(
+                f"'data_specf' must be a dict of column -> dtype (got {type(data_specf).__name__})"
+            )
         if not data_specf:
             raise ValueError("'data_specf' is empty; list at least one column, e.g. {'image': 'vuint8'}")
         for key, dtype in data_specf.items():
@@ -97,13 +120,10 @@ class Tank:
         for name, fn in (("fetch_fn", fetch_fn), ("prep_fn", prep_fn), ("collate_fn", collate_fn)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name!r} must be callable or None (got {type(fn).__name__})")
-        if worker_type is None:
-            worker_type = DEFAULT_WORKER_TYPE
-        if worker_type not in ("thread", "process"):
+        if worker_type not in (None, "thread", "process"):
             raise ValueError(f"'worker_type' must be 'thread' or 'process' (got {worker_type!r})")
         self.shuffle = bool(shuffle)
         self.in_same_size = bool(in_same_size)
-        self.worker_type = worker_type
         self.specf = dict(data_specf)
         self.paths = paths
         rank, nworld = get_rank(), get_world_size()
@@ -124,8 +144,16 @@ class Tank:
                         f"column {key!r} has {source.length(key)} rows but {keys[0]!r} has {self._len}; "
                         "data_specf columns must have one row per sample"
                     )
+            if worker_type is None:
+                # fixed by bench/bench_fuel.py: per-item Python work (decode, fetch, prep) runs ~1.5x faster in
+                # processes; pure memory-mapped RAW/numeric batches are copies, fastest in threads
+                light = fetch_fn is None and prep_fn is None and collate_fn is None
+                light = light and all(source.encode_of(k) in (None, "RAW") for k in keys)
+                safe = _process_safe(fetch_fn, prep_fn, collate_fn)
+                worker_type = DEFAULT_WORKER_TYPE if safe and not light else "thread"
         finally:
             source.close()
+        self.worker_type = worker_type
         specf = {k: v for k, v in data_specf.items() if k != FRAME_KEY}
         self._builder = BatchBuilder(paths, kind, decode, specf, fetch_fn, prep_fn, collate_fn, self.seed)
         self._recompute()
@@ -135,8 +163,8 @@ class Tank:
         self._order_cache: tuple[int, np.ndarray] | None = None
         _OPEN_TANKS.add(self)
         if verbose and rank <= 0:
-            print(f"tank mounted: {os.path.basename(paths[0])}{' (+%d shards)' % (len(paths) - 1) if len(paths) > 1 else ''}"
-                  f", {self._len} samples, MPE {self.MPE}")
+            more = f" (+{len(paths) - 1} shards)" if len(paths) > 1 else ""
+            print(f"tank mounted: {os.path.basename(paths[0])}{more}, {self._len} samples, MPE {self.MPE}")
 
     def _recompute(self) -> None:
         mpe = miles_per_epoch(self._len, self.batch_size, self.nworld, self.in_same_size)
@@ -159,7 +187,9 @@ class Tank:
 
     def indices(self, epoch: int, mile: int) -> np.ndarray:
         """Sample indices of batch `mile` of `epoch` on this rank."""
-        return rank_batch(self._order(epoch), mile, self.batch_size, self.nworld, self.rank, self.in_same_size)
+        return rank_batch(
+            self._order(epoch), mile, self.batch_size, self.nworld, self.rank, self.in_same_size
+        )
 
     # -- workers --------------------------------------------------------------------------------------
 
@@ -200,8 +230,8 @@ class Tank:
         Example:
             >>> batch = tank.next()  # doctest: +SKIP
         """
-        if self._executor is not None and getattr(self._executor, "closed", False):
-            raise RuntimeError("this Tank is closed")
+        if self._closed:
+            raise RuntimeError("this Tank is closed; create a new one to read again")
         self._fill()
         key = self._queue.popleft()
         assert key == (self.epoch, self.mile)
@@ -262,6 +292,7 @@ class Tank:
 
     def close(self) -> None:
         """Stop the workers and release file handles and shared memory (also done by `with` and at exit)."""
+        self._closed = True
         self._queue.clear()
         if self._executor is not None:
             self._executor.close()
@@ -279,7 +310,7 @@ class Tank:
         try:
             if self._executor is not None:
                 self._executor.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
+        except Exception:
             pass
 
     def as_torch(self) -> Any:

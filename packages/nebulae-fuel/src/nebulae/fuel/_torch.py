@@ -19,7 +19,7 @@ def _to_tensor(tree: Any) -> Any:
     return tree
 
 
-def TankDataset(tank: Any) -> Any:  # noqa: N802 - returns an instance of a lazily defined class
+def TankDataset(tank: Any) -> Any:
     """Wrap `tank` in a torch IterableDataset of one epoch of batches (tensors on the CPU)."""
     try:
         import torch.utils.data as tud

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import os
 import pickle
 import signal
 import threading
 import traceback
 import uuid
-import weakref
 from typing import Any
 
 import numpy as np
 
 from ._build import BatchBuilder
-from ._collate import _Stack, leaves, materialise
-from ._pack import mp_context
+from ._collate import leaves, materialise
+from ._pack import main_unreachable, mp_context, uses_main
 
 _ALIGN = 64
 SLAB_PREFIX = "nebfuel"
@@ -41,10 +41,8 @@ class _Lease:
         self.key = key
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.release(self.key)
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
 
 class _Holder:
@@ -53,8 +51,10 @@ class _Holder:
     __slots__ = ("__array_interface__", "lease")
 
 
-def _view(ptr: int, offset: int, shape: tuple[int, ...], dtype: np.dtype, lease: _Lease, keep: Any) -> np.ndarray:
-    holder = _Holder()
+def _view(
+    ptr: int, offset: int, shape: tuple[int, ...], dtype: np.dtype, lease: _Lease, keep: Any
+) -> np.ndarray:
+    holder: Any = _Holder()
     holder.__array_interface__ = {
         "data": (ptr + offset, False),
         "shape": tuple(shape),
@@ -80,7 +80,9 @@ class _BumpAlloc:
         off = self.offset
         self.offset += _aligned(nbytes)
         if self.lease is None:
-            arr = np.frombuffer(self.keep, dtype=np.uint8, count=nbytes, offset=off).view(dtype).reshape(shape)
+            arr = (
+                np.frombuffer(self.keep, dtype=np.uint8, count=nbytes, offset=off).view(dtype).reshape(shape)
+            )
         else:
             arr = _view(self.ptr, off, shape, np.dtype(dtype), self.lease, self.keep)
         self.placed[id(arr)] = (off, tuple(shape), np.dtype(dtype).str)
@@ -185,28 +187,27 @@ class _Leaf:
         self.offset, self.shape, self.dtype = offset, shape, dtype
 
 
-def _swap(tree: Any, placed: dict[int, Any]) -> Any:
-    if isinstance(tree, np.ndarray) and id(tree) in placed:
-        return _Leaf(*placed[id(tree)])
+def _map_tree(tree: Any, fn: Any) -> Any:
+    """Rebuild dicts, (plain) tuples and lists with `fn` applied to every other node."""
     if isinstance(tree, dict):
-        return {k: _swap(v, placed) for k, v in tree.items()}
+        return {k: _map_tree(v, fn) for k, v in tree.items()}
     if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
-        return tuple(_swap(v, placed) for v in tree)
+        return tuple(_map_tree(v, fn) for v in tree)
     if isinstance(tree, list):
-        return [_swap(v, placed) for v in tree]
-    return tree
+        return [_map_tree(v, fn) for v in tree]
+    return fn(tree)
+
+
+def _swap(tree: Any, placed: dict[int, Any]) -> Any:
+    """Replace arrays written into a slab by _Leaf placeholders."""
+    return _map_tree(
+        tree, lambda x: _Leaf(*placed[id(x)]) if isinstance(x, np.ndarray) and id(x) in placed else x
+    )
 
 
 def _unswap(tree: Any, make: Any) -> Any:
-    if isinstance(tree, _Leaf):
-        return make(tree)
-    if isinstance(tree, dict):
-        return {k: _unswap(v, make) for k, v in tree.items()}
-    if isinstance(tree, tuple) and not hasattr(tree, "_fields"):
-        return tuple(_unswap(v, make) for v in tree)
-    if isinstance(tree, list):
-        return [_unswap(v, make) for v in tree]
-    return tree
+    """Replace _Leaf placeholders by arrays made with `make(leaf)`."""
+    return _map_tree(tree, lambda x: make(x) if isinstance(x, _Leaf) else x)
 
 
 class _WorkerSlabs:
@@ -237,10 +238,8 @@ class _WorkerSlabs:
         self.views.clear()
         for shm in self.slabs.values():
             shm.close()
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 shm.unlink()
-            except FileNotFoundError:
-                pass
         self.slabs.clear()
 
 
@@ -305,11 +304,11 @@ def _worker_main(conn: Any, builder: BatchBuilder, tag: str) -> None:
                 else:
                     out = materialise(tree)
                 conn.send(("ok", task_id, name, out))
-            except Exception as exc:  # noqa: BLE001 - shipped to the parent, re-raised by next()
+            except Exception as exc:
                 text = traceback.format_exc()
                 try:
                     payload = pickle.dumps(exc)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     payload = None
                 conn.send(("err", task_id, payload, text))
     finally:
@@ -352,8 +351,9 @@ class ProcessExecutor:
         self.capacity = 2 * nworker
         self.workers: list[_Worker] = []
         try:
-            for i in range(nworker):
-                self.workers.append(_Worker(ctx, builder, i))
+            with main_unreachable(not uses_main(builder.fetch_fn, builder.prep_fn, builder.collate_fn)):
+                for i in range(nworker):
+                    self.workers.append(_Worker(ctx, builder, i))
         except BaseException:
             self.close()
             raise
@@ -369,7 +369,9 @@ class ProcessExecutor:
         self.next_worker = (self.next_worker + 1) % len(self.workers)
         self.task_ids += 1
         try:
-            worker.conn.send(("task", self.task_ids, key[0], key[1], np.asarray(indices), worker.take_freed()))
+            worker.conn.send(
+                ("task", self.task_ids, key[0], key[1], np.asarray(indices), worker.take_freed())
+            )
         except OSError:
             worker.proc.join(1)
             raise RuntimeError(
@@ -398,7 +400,9 @@ class ProcessExecutor:
                         f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})"
                     ) from None
             elif not worker.proc.is_alive():
-                raise RuntimeError(f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})")
+                raise RuntimeError(
+                    f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})"
+                )
         msg = self.done.pop(task_id)
         if msg[0] == "err":
             _, _, payload, text = msg
@@ -406,7 +410,7 @@ class ProcessExecutor:
             if payload is not None:
                 try:
                     exc = pickle.loads(payload)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     exc = None
             if not isinstance(exc, BaseException):
                 exc = RuntimeError(f"a Tank worker failed:\n{text}")
@@ -418,13 +422,15 @@ class ProcessExecutor:
             return tree
         keep, ptr = worker.attach(name)
         lease = _Lease(worker.freed.append, name)
-        return _unswap(tree, lambda leaf: _view(ptr, leaf.offset, leaf.shape, np.dtype(leaf.dtype), lease, keep))
+        return _unswap(
+            tree, lambda leaf: _view(ptr, leaf.offset, leaf.shape, np.dtype(leaf.dtype), lease, keep)
+        )
 
     def discard(self) -> None:
-        for worker, task_id in self.owner.values():
+        for _worker, task_id in self.owner.values():
             self.discarded.add(task_id)
         self.owner.clear()
-        for task_id, msg in list(self.done.items()):
+        for task_id, _msg in list(self.done.items()):
             self.done.pop(task_id)
         # results still in flight are drained (and their slabs freed) as they arrive
 
@@ -433,10 +439,8 @@ class ProcessExecutor:
             return
         self.closed = True
         for worker in self.workers:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 worker.conn.send(("stop",))
-            except (OSError, ValueError):
-                pass
         for worker in self.workers:
             worker.proc.join(timeout=5)
             if worker.proc.is_alive():
@@ -456,10 +460,5 @@ def _unlink_leftovers(tag: str) -> None:
         return
     for name in os.listdir(shm_dir):
         if name.startswith(tag):
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(os.path.join(shm_dir, name))
-            except OSError:
-                pass
-
-
-_LIVE: weakref.WeakSet[Any] = weakref.WeakSet()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,8 @@ from ._csv import Column
 def part_columns(columns: list[Column], start: int, stop: int) -> list[Column]:
     """The same columns restricted to rows [start, stop)."""
     return [
-        Column(c.name, c.dtype, c.base, c.variable, c.is_image, c.values[start:stop], c.width) for c in columns
+        Column(c.name, c.dtype, c.base, c.variable, c.is_image, c.values[start:stop], c.width)
+        for c in columns
     ]
 
 
@@ -152,10 +154,8 @@ class HDF5Writer:
             os.fsync(fh.fileno())
 
     def abort(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.file.close()
-        except Exception:  # noqa: BLE001 - best effort while already failing
-            pass
 
 
 def _npy_entry(zf: zipfile.ZipFile, key: str) -> Any:
@@ -181,7 +181,7 @@ class NPZWriter:
     def __init__(self, path: str, columns: list[Column], layout: ImageLayout | None, meta: dict[str, Any]):
         self.path = path
         self.layout = layout
-        self.fh = open(path, "wb")  # a file object: numpy would append '.npz' to a bare path
+        self.fh = open(path, "wb")  # noqa: SIM115 - kept open until finish(); a file object: numpy would append '.npz' to a bare path
         self.zf = zipfile.ZipFile(self.fh, "w", zipfile.ZIP_STORED, allowZip64=True)
         self.image_name: str | None = None
         self.blob: Any = None
@@ -211,13 +211,15 @@ class NPZWriter:
                 shape: tuple[int, ...] = (n, layout.height, layout.width, layout.channel)
                 if layout.is_seq:
                     shape = (n, layout.max_frames, *shape[1:])
-                    _write_npy(self.zf, f"{self.image_name}__nframes", np.asarray(layout.nframes, dtype=np.int32))
+                    _write_npy(
+                        self.zf, f"{self.image_name}__nframes", np.asarray(layout.nframes, dtype=np.int32)
+                    )
                 self.raw_entry = _npy_entry(self.zf, self.image_name)
                 np.lib.format.write_array_header_2_0(
                     self.raw_entry, {"descr": "|u1", "fortran_order": False, "shape": shape}
                 )
             else:
-                self.blob = open(f"{path}.blob", "w+b")
+                self.blob = open(f"{path}.blob", "w+b")  # noqa: SIM115 - closed in finish()/abort()
 
     def _write_plain(self, col: Column) -> None:
         if col.base == "str":
@@ -236,9 +238,9 @@ class NPZWriter:
         if lay.encode == "RAW":
             for item in items:
                 if lay.is_seq:
-                    frames = np.zeros((lay.max_frames, lay.height, lay.width, lay.channel), dtype=np.uint8)
-                    frames[: len(item)] = np.stack(item)
-                    self.raw_entry.write(frames.tobytes())
+                    padded = np.zeros((lay.max_frames, lay.height, lay.width, lay.channel), dtype=np.uint8)
+                    padded[: len(item)] = np.stack(item)
+                    self.raw_entry.write(padded.tobytes())
                 else:
                     self.raw_entry.write(np.ascontiguousarray(item).tobytes())
             return
@@ -262,7 +264,9 @@ class NPZWriter:
                 shutil.copyfileobj(self.blob, entry, 1 << 22)
             _write_npy(self.zf, f"{self.image_name}__offsets", np.asarray(self._byte_offsets, dtype=np.int64))
             if self.layout is not None and self.layout.is_seq:
-                _write_npy(self.zf, f"{self.image_name}__frames", np.asarray(self._frame_offsets, dtype=np.int64))
+                _write_npy(
+                    self.zf, f"{self.image_name}__frames", np.asarray(self._frame_offsets, dtype=np.int64)
+                )
             self._drop_blob()
         self.zf.close()
         self.fh.flush()
@@ -273,22 +277,22 @@ class NPZWriter:
         if self.blob is not None:
             self.blob.close()
             self.blob = None
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{self.path}.blob")
-            except FileNotFoundError:
-                pass
 
     def abort(self) -> None:
         for closer in (getattr(self.raw_entry, "close", None), self.zf.close, self.fh.close):
             try:
                 if closer:
                     closer()
-            except Exception:  # noqa: BLE001 - best effort while already failing
+            except Exception:
                 pass
         self._drop_blob()
 
 
-def make_writer(path: str, kind: str, columns: list[Column], layout: ImageLayout | None, meta: dict[str, Any]):
+def make_writer(
+    path: str, kind: str, columns: list[Column], layout: ImageLayout | None, meta: dict[str, Any]
+):
     """An HDF5Writer or NPZWriter for the temp file `path`."""
     cls = HDF5Writer if kind == "hdf5" else NPZWriter
     return cls(path, columns, layout, meta)

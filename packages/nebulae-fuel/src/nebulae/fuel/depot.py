@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ._collate import default_collate
 from ._comburant import (
-    JPEG,
     HW2CHW,
     HWC2CHW,
+    JPEG,
     Blur,
     Brighten,
     Comburant,
