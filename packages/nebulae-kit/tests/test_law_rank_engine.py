@@ -16,7 +16,9 @@ def test_law_is_constant_and_holds_the_spec_values():
     # a fresh interpreter: user code may assign Law.CORE (the brochure does), and this
     # test session imports such code
     code = "from nebulae.kit import Law; print(Law.CORE, Law.ENV_RANK, Law.FIELD_SEP, Law.CHAR_SEP, Law.FRAME_KEY)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert out.stdout.split() == ["PYTORCH", "NEB_RANK", '"', ",", "_MAX_FRAMES"]
     assert Law is Constant
     assert Law.VALID_DTYPE == [

@@ -12,7 +12,7 @@ def __getattr__(name: str):
     # `nebulae.law` importable with only nebulae-kit installed.
     if name == "Multiverse":
         try:
-            from nebulae.cockpit import Multiverse  # type: ignore[attr-defined]
+            from nebulae.cockpit import Multiverse
         except ModuleNotFoundError as exc:
             if exc.name not in ("nebulae.cockpit",):
                 raise
