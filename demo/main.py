@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=5e-3, help="peak learning rate of Adam (default 5e-3)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    args.out = args.out.resolve()  # FuelGenerator joins a relative file_list to file_dir
     if (args.data is None) != (args.csv is None):
         parser.error("--data and --csv go together")
     for name in ("epochs", "nworld", "size", "batch"):

@@ -14,13 +14,14 @@ import torch
 DEMO = Path(__file__).resolve().parents[1] / "demo" / "main.py"
 
 
-def _demo(*args: str, timeout: float = 600) -> str:
+def _demo(*args: str, timeout: float = 600, cwd: Path | None = None) -> str:
     out = subprocess.run(
         [sys.executable, str(DEMO), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        cwd=cwd,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
@@ -41,8 +42,9 @@ def _epochs_logged(folder: Path) -> list[float]:
 
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    return out, _demo("--epochs", "1", "--subset", "300", "--out", str(out))
+    # a relative --out, as in the README's `hatch run demo:run` (default ./demo-output)
+    cwd = tmp_path_factory.mktemp("demo")
+    return cwd / "run", _demo("--epochs", "1", "--subset", "300", "--out", "run", cwd=cwd)
 
 
 def test_one_epoch_packs_trains_checkpoints_and_logs(first_run):
