@@ -337,6 +337,24 @@ class Source:
                 out[p] = item
         return out
 
+    def read_one(self, key: str, row: int) -> Any:
+        """Element of global row `row`, as `read(key, [row])[0]`; cached HDF5 columns skip the general path.
+
+        fetch_fn reads labels one row at a time: the general path costs ~20 us per call, this one ~1 us.
+        """
+        if len(self.shards) == 1:
+            shard = self.shards[0]
+            hit = shard.cache.get(key) if shard.kind == "hdf5" and key not in shard.images else None
+            if hit is not None and hit[0] in ("array", "str"):
+                values = hit[1]
+                n = len(values)
+                if not -n <= row < n:
+                    raise IndexError(f"row index out of range for column {key!r} with {n} rows")
+                value = values[row]
+                # a copy, as the fancy indexing of read() makes: the cached column must stay intact
+                return value.copy() if isinstance(value, np.ndarray) else value
+        return self.read(key, [row])[0]
+
     def prefers_batches(self, key: str) -> bool:
         """True for HDF5 vlen columns, where one read per batch is much cheaper than one per row."""
         if self.kind != "hdf5" or self.encode_of(key) == "RAW":
@@ -426,7 +444,7 @@ class ColumnView(Sequence):
                 if not decode:
                     return item
                 return [byte2arr(f) for f in item] if isinstance(item, list) else byte2arr(item)
-        return self._source.read(self._key, [int(idx)])[0]
+        return self._source.read_one(self._key, int(idx))
 
     def take(self, rows: Any) -> list[Any]:
         """Many rows in one read (much cheaper than one call per row for HDF5 vlen data)."""
