@@ -182,3 +182,41 @@ def test_failed_batch_returns_its_buffer_and_later_batches_still_come(png, helpe
             pool = tank._executor.pool
             assert len(pool._free) <= 3
     assert first["image"].shape == (2, 3, 64, 128)
+
+
+# -- small HDF5 vlen columns are read into memory once per process --------------------------------------------
+
+
+def _image_cache_mode(tank):
+    tank.data["image"][0]
+    return tank.data.source.shards[0].cache["image"][0]
+
+
+def test_small_vlen_columns_are_cached_as_copies_and_release_their_budget(png):
+    from nebulae.fuel import _source
+
+    before = _source._vlen_budget["used"]
+    with Tank(png, SPEC, 5, decode=False, nworker=0, verbose=False) as tank:
+        assert _image_cache_mode(tank) == "blobs"
+        assert _source._vlen_budget["used"] == before + os.path.getsize(png)
+        row = tank.data["image"][3]
+        original = row.copy()
+        row[:] = 0  # the caller owns what it gets
+        np.testing.assert_array_equal(tank.data["image"][3], original)
+        np.testing.assert_array_equal(tank.data["image"].take([3])[0], original)
+        assert bytes(original[:4]) == b"\x89PNG"
+    assert _source._vlen_budget["used"] == before
+
+
+def test_vlen_columns_over_the_budget_are_read_per_batch_with_the_same_rows(png, monkeypatch):
+    from nebulae.fuel import _source
+
+    with Tank(png, SPEC, 5, seed=1, nworker=0, verbose=False) as tank:
+        cached = [tank.next() for _ in range(tank.MPE)]
+        assert _image_cache_mode(tank) == "blobs"
+    monkeypatch.setattr(_source, "VLEN_CACHE_BYTES", 1000)
+    with Tank(png, SPEC, 5, seed=1, nworker=0, verbose=False) as tank:
+        read = [tank.next() for _ in range(tank.MPE)]
+        assert _image_cache_mode(tank) == "vlen"
+    for a, b in zip(cached, read, strict=True):
+        assert_same(a, b)
