@@ -24,14 +24,6 @@ _vlen_budget = {"used": 0}
 _vlen_lock = threading.Lock()
 
 
-def _claim_vlen(nbytes: int) -> bool:
-    with _vlen_lock:
-        if _vlen_budget["used"] + nbytes > VLEN_CACHE_BYTES:
-            return False
-        _vlen_budget["used"] += nbytes
-        return True
-
-
 def _release_vlen(nbytes: int) -> None:
     with _vlen_lock:
         _vlen_budget["used"] = max(0, _vlen_budget["used"] - nbytes)
@@ -217,11 +209,13 @@ class _Shard:
 
     def _claim_file(self) -> bool:
         """Claim the vlen memory budget for this file's vlen columns (its size bounds what they hold)."""
-        if not self.claimed:
-            size = max(os.path.getsize(self.path), 1)
-            if not _claim_vlen(size):
-                return False
-            self.claimed = size
+        with _vlen_lock:  # thread workers share this shard: claim once
+            if not self.claimed:
+                size = max(os.path.getsize(self.path), 1)
+                if _vlen_budget["used"] + size > VLEN_CACHE_BYTES:
+                    return False
+                _vlen_budget["used"] += size
+                self.claimed = size
         return True
 
     def _read_npz(self, key: str, rows: np.ndarray) -> list[Any]:
