@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from ._collate import _Stack, plan
+from ._collate import Prefilled, _Stack, aligned, plan, plan_nbytes
 from ._csv import split_dtype
 from ._rng import clear_batch, reseed_globals, restore_globals, seed_batch
 from ._source import Data, Source, prefetch
@@ -108,31 +109,60 @@ class BatchBuilder:
                 self._source.close()
             self._source = self._data = None
 
-    def build(self, epoch: int, batch: int, indices: np.ndarray, *, globals_too: bool) -> Any:
-        """The batch as a collate plan (pending stacks), seeded from (seed, epoch, batch)."""
+    def build(
+        self, epoch: int, batch: int, indices: np.ndarray, *, globals_too: bool, sink: Sink | None = None
+    ) -> Any:
+        """The batch as a collate plan (pending stacks), seeded from (seed, epoch, batch).
+
+        With a `sink` and the default collation, large arrays are written into the sink's batch buffer as soon
+        as each item is made (while still in the CPU cache) instead of being stacked at the end; the plan then
+        holds them as Prefilled stacks and must be materialised with `sink.alloc`. On an exception the caller
+        calls `sink.abort()`.
+        """
         saved = reseed_globals(self.seed, epoch, batch) if globals_too else None
         seed_batch(self.seed, epoch, batch)
         try:
             data = self.data()
             if self.fetch_fn is None and self.prep_fn is None and self.collate_fn is None:
                 return self._columnar(data, indices)
-            items = self._fetch(data, indices)
-            if self.prep_fn is not None:
-                items = [self.prep_fn(item) for item in items]
             if self.collate_fn is not None:
-                return to_plan(self.collate_fn(items))
+                return to_plan(self.collate_fn(self._items(data, indices, None)))
+            stream = _Stream(len(indices), sink) if sink is not None else None
+            items = self._items(data, indices, stream)
+            if stream is not None and stream.live:
+                return stream.finish(items)
             return to_plan_default(items)
         finally:
             clear_batch()
             if saved is not None:
                 restore_globals(saved)
 
-    def _fetch(self, data: Data, indices: np.ndarray) -> list[Any]:
+    def _items(self, data: Data, indices: np.ndarray, stream: _Stream | None) -> list[Any]:
+        """Fetch and prep every item, one item at a time (its arrays are still cached when prep runs)."""
         if self.fetch_fn is not None:
-            with prefetch(data, list(self.specf), indices):
-                return [self.fetch_fn(data, int(i)) for i in indices]
-        columns = {k: data[k].take(indices) for k in self.specf}
-        return [{k: cast(columns[k][j], t) for k, t in self.specf.items()} for j in range(len(indices))]
+            fetch_fn = self.fetch_fn
+            scope: Any = prefetch(data, list(self.specf), indices)
+
+            def get(j: int, i: Any) -> Any:
+                return fetch_fn(data, int(i))
+
+        else:
+            columns = {k: data[k].take(indices) for k in self.specf}
+            scope = contextlib.nullcontext()
+
+            def get(j: int, i: Any) -> Any:
+                return {k: cast(columns[k][j], t) for k, t in self.specf.items()}
+
+        items: list[Any] = []
+        with scope:
+            for j, i in enumerate(indices):
+                item = get(j, i)
+                if self.prep_fn is not None:
+                    item = self.prep_fn(item)
+                if stream is not None:
+                    item = stream.put(j, item, items)
+                items.append(item)
+        return items
 
     def _columnar(self, data: Data, indices: np.ndarray) -> Any:
         out: dict[str, Any] = {}
@@ -160,3 +190,139 @@ def _lists_to_blocks(tree: Any) -> Any:
     if isinstance(tree, list):
         return to_plan(tree)
     return tree
+
+
+# -- streaming large arrays into the batch buffer ---------------------------------------------------------
+
+STREAM_MIN_BYTES = 1 << 16  # smaller arrays are stacked at the end as before
+
+
+class Sink(Protocol):
+    """Where a batch's buffer comes from: `open(nbytes)` returns a bump allocator over it (see _workers)."""
+
+    alloc: Any
+
+    def open(self, nbytes: int) -> Any: ...
+
+    def abort(self) -> None: ...
+
+
+class _Row:
+    """Stands in an item for an array already copied into its row of the batch buffer."""
+
+    __slots__ = ()
+
+
+_ROW = _Row()
+
+
+def _big_arrays(item: Any, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], np.ndarray]]:
+    """(path, array) of every plain numeric ndarray of at least STREAM_MIN_BYTES in a dict/tuple item."""
+    if type(item) is np.ndarray:
+        big = item.ndim >= 1 and item.dtype.kind not in "OUSV" and item.nbytes >= STREAM_MIN_BYTES
+        return [(path, item)] if big else []
+    if isinstance(item, dict):
+        return [x for k, v in item.items() for x in _big_arrays(v, (*path, k))]
+    if isinstance(item, tuple) and not hasattr(item, "_fields"):
+        return [x for k, v in enumerate(item) for x in _big_arrays(v, (*path, k))]
+    return []
+
+
+def _get(item: Any, path: tuple[Any, ...]) -> Any:
+    for step in path:
+        try:
+            item = item[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return item
+
+
+def _put(item: Any, path: tuple[Any, ...], value: Any) -> Any:
+    """A copy of `item` (dicts and tuples along `path` rebuilt) with `value` at `path`."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(item, dict):
+        out = dict(item)
+        out[head] = _put(item[head], rest, value)
+        return out
+    seq = list(item)
+    seq[head] = _put(seq[head], rest, value)
+    return tuple(seq)
+
+
+class _Stream:
+    """Copies each item's large arrays into rows of the batch buffer as the item is made.
+
+    The first item fixes which arrays stream (by path) and their row shape and dtype. An item that does not
+    match (other shape or dtype, missing key) stops streaming: earlier rows are copied back into their items
+    and the default stacking takes over, so the batch is exactly what default collation would build.
+    """
+
+    def __init__(self, n: int, sink: Sink) -> None:
+        self.n, self.sink = n, sink
+        self.paths: list[tuple[Any, ...]] = []
+        self.regions: list[np.ndarray] = []
+        self.live = False
+
+    def _start(self, first: Any) -> None:
+        found = _big_arrays(first)
+        if not found:
+            return
+        self.paths = [p for p, _ in found]
+        stripped = first
+        for p in self.paths:
+            stripped = _put(stripped, p, _ROW)
+        rest = plan_nbytes(to_plan_default([stripped] * self.n))
+        dtypes = [np.result_type(a) for _, a in found]
+        big = sum(aligned(self.n * a.size * d.itemsize) for (_, a), d in zip(found, dtypes, strict=True))
+        alloc = self.sink.open(big + rest)
+        self.regions = [alloc((self.n, *a.shape), d) for (_, a), d in zip(found, dtypes, strict=True)]
+        self.live = True
+
+    def put(self, j: int, item: Any, items: list[Any]) -> Any:
+        if j == 0:
+            self._start(item)
+        if not self.live:
+            return item
+        arrays = [_get(item, p) for p in self.paths]
+        for a, r in zip(arrays, self.regions, strict=True):
+            if type(a) is not np.ndarray or a.shape != r.shape[1:] or a.dtype != r.dtype:
+                self._stop(items)
+                return item
+        for a, r in zip(arrays, self.regions, strict=True):
+            r[j] = a
+        for p in self.paths:
+            item = _put(item, p, _ROW)
+        return item
+
+    def _stop(self, items: list[Any]) -> None:
+        """Give the streamed rows back to their items (as copies) and release the buffer."""
+        for k, item in enumerate(items):
+            for p, r in zip(self.paths, self.regions, strict=True):
+                item = _put(item, p, r[k].copy())
+            items[k] = item
+        self.regions = []
+        self.live = False
+        self.sink.abort()
+
+    def finish(self, items: list[Any]) -> Any:
+        tree = to_plan_default(items)
+        try:
+            for p, r in zip(self.paths, self.regions, strict=True):
+                tree = _fill_in(tree, p, Prefilled(r))
+        except (KeyError, IndexError, TypeError, ValueError):
+            tree = None
+        alloc = self.sink.alloc
+        if tree is None or alloc.offset + plan_nbytes(tree) > alloc.capacity:
+            self._stop(items)
+            return to_plan_default(items)
+        return tree
+
+
+def _fill_in(tree: Any, path: tuple[Any, ...], stack: Prefilled) -> Any:
+    """Replace the list of row markers at `path` of a plan by `stack`."""
+    rows = _get(tree, path)
+    if not isinstance(rows, list) or len(rows) != stack.shape[0] or any(x is not _ROW for x in rows):
+        raise ValueError("streamed rows do not line up with the plan")
+    return _put(tree, path, stack)

@@ -8,6 +8,12 @@ from typing import Any
 import numpy as np
 
 Alloc = Callable[[tuple[int, ...], np.dtype], np.ndarray]
+ALIGN = 64
+
+
+def aligned(n: int) -> int:
+    """`n` rounded up to the buffer alignment (every array of a batch buffer starts on a 64-byte boundary)."""
+    return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
 class _Stack:
@@ -23,6 +29,16 @@ class _Stack:
     @property
     def nbytes(self) -> int:
         return int(np.prod(self.shape)) * self.dtype.itemsize
+
+
+class Prefilled(_Stack):
+    """A stack whose rows were already written into the batch buffer while the items were made."""
+
+    def __init__(self, region: np.ndarray) -> None:
+        self.arrays = None  # type: ignore[assignment]
+        self.region = region
+        self.dtype = region.dtype
+        self.shape = region.shape
 
 
 def plan(items: list[Any]) -> Any:
@@ -41,7 +57,9 @@ def plan(items: list[Any]) -> Any:
 
 
 def leaves(tree: Any) -> list[_Stack]:
-    """Every pending stack of a plan."""
+    """Every pending stack of a plan (Prefilled ones already have their memory)."""
+    if isinstance(tree, Prefilled):
+        return []
     if isinstance(tree, _Stack):
         return [tree]
     if isinstance(tree, dict):
@@ -51,8 +69,15 @@ def leaves(tree: Any) -> list[_Stack]:
     return []
 
 
+def plan_nbytes(tree: Any) -> int:
+    """Bytes of batch buffer that the pending stacks of a plan need."""
+    return sum(aligned(s.nbytes) for s in leaves(tree))
+
+
 def materialise(tree: Any, alloc: Alloc | None = None) -> Any:
     """Run the pending stacks, into arrays from `alloc(shape, dtype)` (fresh ones by default)."""
+    if isinstance(tree, Prefilled):
+        return tree.region
     if isinstance(tree, _Stack):
         if hasattr(tree, "fill"):  # gathered straight from storage
             out = np.empty(tree.shape, tree.dtype) if alloc is None else alloc(tree.shape, tree.dtype)

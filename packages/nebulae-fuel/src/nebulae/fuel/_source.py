@@ -17,6 +17,16 @@ from ._constants import FRAME_KEY, HDF5_SUFFIXES, META_KEY, NPZ_SUFFIXES, FuelWa
 from ._image import byte2arr
 
 _MEMORY_CACHE_BYTES = 256 << 20
+# HDF5 vlen columns (encoded images) of files up to this size, summed over the files a process has open, are
+# read once into memory: h5py costs ~25-40 us per row even in one call per batch, a cached row ~1 us
+VLEN_CACHE_BYTES = 64 << 20
+_vlen_budget = {"used": 0}
+_vlen_lock = threading.Lock()
+
+
+def _release_vlen(nbytes: int) -> None:
+    with _vlen_lock:
+        _vlen_budget["used"] = max(0, _vlen_budget["used"] - nbytes)
 
 
 def resolve_paths(data_path: Any) -> tuple[list[str], str]:
@@ -67,6 +77,7 @@ class _Shard:
         self.maps: dict[str, Any] = {}
         self.datasets: dict[str, Any] = {}
         self.counts: dict[str, Any] = {}
+        self.claimed = 0  # bytes of the vlen memory budget this shard holds
         name = os.path.basename(path)
         if kind == "hdf5":
             import h5py
@@ -143,6 +154,8 @@ class _Shard:
 
     def close(self) -> None:
         self.cache.clear()
+        _release_vlen(self.claimed)
+        self.claimed = 0
         self.maps.clear()
         self.datasets.clear()
         with contextlib.suppress(Exception):
@@ -172,6 +185,8 @@ class _Shard:
                 self.cache[key] = ("str", [_as_str(v) for v in ds[()]])
             elif vlen is None and small:
                 self.cache[key] = ("array", ds[()])
+            elif vlen is not None and ds.ndim == 1 and self._claim_file():
+                self.cache[key] = ("blobs", _read_vlen_column(ds))
             else:
                 self.cache[key] = ("vlen" if vlen is not None else "dataset", None)
         mode, values = self.cache[key]
@@ -179,6 +194,8 @@ class _Shard:
             return [values[i] for i in rows]
         if mode == "array":
             return list(values[rows])
+        if mode == "blobs":
+            return [values[i].copy() for i in rows]  # copies, as h5py's: the cache must stay intact
         if len(rows) == 1:
             got = [ds[int(rows[0])]]
         else:
@@ -189,6 +206,17 @@ class _Shard:
         if ds.ndim == 2 and mode == "vlen":
             return [[f for f in row if len(f)] for row in got]
         return got
+
+    def _claim_file(self) -> bool:
+        """Claim the vlen memory budget for this file's vlen columns (its size bounds what they hold)."""
+        with _vlen_lock:  # thread workers share this shard: claim once
+            if not self.claimed:
+                size = max(os.path.getsize(self.path), 1)
+                if _vlen_budget["used"] + size > VLEN_CACHE_BYTES:
+                    return False
+                _vlen_budget["used"] += size
+                self.claimed = size
+        return True
 
     def _read_npz(self, key: str, rows: np.ndarray) -> list[Any]:
         arr = self._npz(key)
@@ -239,6 +267,14 @@ class _Shard:
         if counts is None:
             return [arr[int(i)] for i in rows]
         return [list(arr[int(i)][: int(counts[i])]) for i in rows]
+
+
+def _read_vlen_column(ds: Any, step: int = 1024) -> list[np.ndarray]:
+    """Every row of a 1-D HDF5 vlen dataset, read in a few large calls."""
+    out: list[np.ndarray] = []
+    for start in range(0, ds.shape[0], step):
+        out.extend(ds[start : start + step])
+    return out
 
 
 class _H5Rows:
@@ -337,6 +373,24 @@ class Source:
                 out[p] = item
         return out
 
+    def read_one(self, key: str, row: int) -> Any:
+        """Element of global row `row`, as `read(key, [row])[0]`; cached HDF5 columns skip the general path.
+
+        fetch_fn reads labels one row at a time: the general path costs ~20 us per call, this one ~1 us.
+        """
+        if len(self.shards) == 1:
+            shard = self.shards[0]
+            hit = shard.cache.get(key) if shard.kind == "hdf5" and key not in shard.images else None
+            if hit is not None and hit[0] in ("array", "str", "blobs"):
+                values = hit[1]
+                n = len(values)
+                if not -n <= row < n:
+                    raise IndexError(f"row index out of range for column {key!r} with {n} rows")
+                value = values[row]
+                # a copy, as the fancy indexing of read() makes: the cached column must stay intact
+                return value.copy() if isinstance(value, np.ndarray) else value
+        return self.read(key, [row])[0]
+
     def prefers_batches(self, key: str) -> bool:
         """True for HDF5 vlen columns, where one read per batch is much cheaper than one per row."""
         if self.kind != "hdf5" or self.encode_of(key) == "RAW":
@@ -426,7 +480,7 @@ class ColumnView(Sequence):
                 if not decode:
                     return item
                 return [byte2arr(f) for f in item] if isinstance(item, list) else byte2arr(item)
-        return self._source.read(self._key, [int(idx)])[0]
+        return self._source.read_one(self._key, int(idx))
 
     def take(self, rows: Any) -> list[Any]:
         """Many rows in one read (much cheaper than one call per row for HDF5 vlen data)."""

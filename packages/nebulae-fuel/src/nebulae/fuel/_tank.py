@@ -201,6 +201,11 @@ class Tank:
                 self._executor = ThreadExecutor(self._builder, self.nworker)
             else:
                 self._executor = ProcessExecutor(self._builder, self.nworker)
+                # atexit runs last-registered first: re-register so that Tanks close (stop, then terminate or
+                # kill, their workers) before multiprocessing's own exit handler joins those workers without a
+                # timeout; a Ctrl-C'd test script once hung there with a worker that had not stopped
+                atexit.unregister(_close_all)
+                atexit.register(_close_all)
         return self._executor
 
     def _fill(self) -> None:

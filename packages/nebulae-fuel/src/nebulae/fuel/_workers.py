@@ -16,19 +16,12 @@ from typing import Any
 import numpy as np
 
 from ._build import BatchBuilder
-from ._collate import leaves, materialise
+from ._collate import ALIGN as _ALIGN
+from ._collate import aligned as _aligned
+from ._collate import materialise, plan_nbytes
 from ._pack import main_unreachable, mp_context, uses_main
 
-_ALIGN = 64
 SLAB_PREFIX = "nebfuel"
-
-
-def _aligned(n: int) -> int:
-    return (n + _ALIGN - 1) // _ALIGN * _ALIGN
-
-
-def plan_nbytes(tree: Any) -> int:
-    return sum(_aligned(s.nbytes) for s in leaves(tree))
 
 
 class _Lease:
@@ -111,6 +104,16 @@ class BufferPool:
                 self._free.sort(key=lambda b: b.nbytes)
                 del self._free[0]
 
+    def build(
+        self, builder: BatchBuilder, key: tuple[int, int], indices: np.ndarray, globals_too: bool
+    ) -> Any:
+        """Build batch `key` into a buffer of this pool (large arrays streamed in as items are made)."""
+        sink = _PoolSink(self)
+        tree = builder.build(key[0], key[1], indices, globals_too=globals_too, sink=sink)
+        if sink.alloc is not None:
+            return materialise(tree, sink.alloc)
+        return self.deliver(tree)
+
     def deliver(self, tree: Any) -> Any:
         nbytes = plan_nbytes(tree)
         if nbytes == 0:
@@ -118,6 +121,23 @@ class BufferPool:
         buf = self.acquire(nbytes)
         lease = _Lease(self.release, buf)
         return materialise(tree, _BumpAlloc(buf.ctypes.data, buf.nbytes, lease, buf))
+
+
+class _PoolSink:
+    """A BufferPool buffer opened for one batch while it is built (see BatchBuilder.build)."""
+
+    def __init__(self, pool: BufferPool) -> None:
+        self.pool = pool
+        self.alloc: _BumpAlloc | None = None
+
+    def open(self, nbytes: int) -> _BumpAlloc:
+        buf = self.pool.acquire(nbytes)
+        lease = _Lease(self.pool.release, buf)
+        self.alloc = _BumpAlloc(buf.ctypes.data, buf.nbytes, lease, buf)
+        return self.alloc
+
+    def abort(self) -> None:
+        self.alloc = None  # the buffer returns to the pool when its last view goes
 
 
 class InlineExecutor:
@@ -135,7 +155,7 @@ class InlineExecutor:
 
     def result(self, key: tuple[int, int]) -> Any:
         indices = self.tasks.pop(key)
-        return self.pool.deliver(self.builder.build(key[0], key[1], indices, globals_too=True))
+        return self.pool.build(self.builder, key, indices, globals_too=True)
 
     def discard(self) -> None:
         self.tasks.clear()
@@ -156,7 +176,7 @@ class ThreadExecutor:
         self.futures: dict[Any, cf.Future[Any]] = {}
 
     def _run(self, key: tuple[int, int], indices: np.ndarray) -> Any:
-        return self.pool.deliver(self.builder.build(key[0], key[1], indices, globals_too=False))
+        return self.pool.build(self.builder, key, indices, globals_too=False)
 
     def submit(self, key: tuple[int, int], indices: np.ndarray) -> None:
         self.futures[key] = self.executor.submit(self._run, key, indices)
@@ -243,6 +263,24 @@ class _WorkerSlabs:
         self.slabs.clear()
 
 
+class _SlabSink:
+    """A worker slab opened for one batch while it is built (see BatchBuilder.build)."""
+
+    def __init__(self, slabs: _WorkerSlabs) -> None:
+        self.slabs = slabs
+        self.name = ""
+        self.alloc: _BumpAlloc | None = None
+
+    def open(self, nbytes: int) -> _BumpAlloc:
+        self.name = self.slabs.acquire(nbytes)
+        self.alloc = _BumpAlloc(0, self.slabs.slabs[self.name].size, None, self.slabs.views[self.name])
+        return self.alloc
+
+    def abort(self) -> None:
+        self.slabs.busy.discard(self.name)
+        self.name, self.alloc = "", None
+
+
 def _map_slab(name: str, shm: Any = None) -> np.ndarray:
     """A uint8 array over a slab through a mapping of our own, so SharedMemory.close() never meets live views."""
     import mmap
@@ -294,17 +332,20 @@ def _worker_main(conn: Any, builder: BatchBuilder, tag: str) -> None:
                 break
             _, task_id, epoch, batch, indices, freed = msg
             slabs.busy.difference_update(freed)
+            sink = _SlabSink(slabs)
             try:
-                tree = builder.build(epoch, batch, indices, globals_too=True)
-                nbytes = plan_nbytes(tree)
-                name = slabs.acquire(nbytes) if nbytes else ""
-                if name:
-                    alloc = _BumpAlloc(0, slabs.slabs[name].size, None, slabs.views[name])
-                    out = _swap(materialise(tree, alloc), alloc.placed)
+                tree = builder.build(epoch, batch, indices, globals_too=True, sink=sink)
+                if sink.alloc is None:
+                    nbytes = plan_nbytes(tree)
+                    if nbytes:
+                        sink.open(nbytes)
+                if sink.alloc is not None:
+                    out = _swap(materialise(tree, sink.alloc), sink.alloc.placed)
                 else:
                     out = materialise(tree)
-                conn.send(("ok", task_id, name, out))
+                conn.send(("ok", task_id, sink.name, out))
             except Exception as exc:
+                sink.abort()  # not delivered: the slab is free again
                 text = traceback.format_exc()
                 try:
                     payload = pickle.dumps(exc)
