@@ -386,12 +386,21 @@ def test_ctrl_c_and_interpreter_exit_leave_no_process_or_shared_memory(packed, m
         stderr=subprocess.PIPE,
         text=True,
     )
-    workers = [int(p) for p in proc.stdout.readline().split()]
-    parent = int(proc.stdout.readline())
-    if mode == "loop":
-        proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert len(workers) == 2 and all(not _alive(p) for p in workers)
+    workers: list[int] = []
+    try:
+        workers = [int(p) for p in proc.stdout.readline().split()]
+        parent = int(proc.stdout.readline())
+        if mode == "loop":
+            proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    finally:  # a hang must not leak the child, its workers or their slabs into the rest of the session
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        leftover = [p for p in workers if _alive(p)]
+        for pid in leftover:
+            os.kill(pid, signal.SIGKILL)
+    assert len(workers) == 2 and not leftover
     assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"nebfuel_{parent}_")]
 
 
