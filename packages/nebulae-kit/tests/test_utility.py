@@ -161,9 +161,9 @@ def test_cli_gpus_prints_a_one_liner_without_gpus():
         [sys.executable, "-m", "nebulae.kit", "gpus"], capture_output=True, text=True, timeout=120, check=True
     )
     lines = out.stdout.strip().splitlines()
-    from nebulae.kit._gpu import _nvml_unavailable_reason
+    from nebulae.kit._gpu import query_gpus
 
-    if _nvml_unavailable_reason() is None:
+    if query_gpus()[1] is None:
         assert lines[1].startswith("| GPU | Name")
     else:
         assert len(lines) == 1 and lines[0].startswith("No NVIDIA GPU")

@@ -79,21 +79,17 @@ def _read_info(nvml: Any, index: int) -> tuple[Any, GPUInfo]:
     return handle, info
 
 
-def _nvml_unavailable_reason() -> str | None:
-    """Return why NVML cannot be used here, or None when it can."""
+def _start_nvml() -> tuple[Any, str | None]:
+    """Initialise NVML: ``(pynvml, None)``, or ``(None, why NVML cannot be used here)``."""
     try:
         nvml = _pynvml()
     except ImportError as exc:  # nvidia-ml-py missing (a vendored copy without its dependency)
-        return f"nvidia-ml-py is not installed ({exc})"
+        return None, f"nvidia-ml-py is not installed ({exc})"
     try:
         nvml.nvmlInit()
-    except nvml.NVMLError as exc:
-        return f"NVML could not start: {exc}"
-    except OSError as exc:
-        return f"NVML could not start: {exc}"
-    with suppress(nvml.NVMLError):
-        nvml.nvmlShutdown()
-    return None
+    except (nvml.NVMLError, OSError) as exc:
+        return None, f"NVML could not start: {exc}"
+    return nvml, None
 
 
 def query_gpus(*, with_usage: bool = False) -> tuple[list[GPUReading], str | None]:
@@ -106,11 +102,11 @@ def query_gpus(*, with_usage: bool = False) -> tuple[list[GPUReading], str | Non
         ``(readings, reason)``: the readings in NVML index order, and why NVML is unusable
         (None when it worked). A GPU whose basic query fails is left out with a warning.
     """
-    reason = _nvml_unavailable_reason()
-    if reason is not None:
+    nvml, reason = _start_nvml()
+    if nvml is None:
         return [], reason
     readings: list[GPUReading] = []
-    with _nvml_session() as nvml:
+    try:
         for index in range(nvml.nvmlDeviceGetCount()):
             try:
                 handle, info = _read_info(nvml, index)
@@ -126,6 +122,9 @@ def query_gpus(*, with_usage: bool = False) -> tuple[list[GPUReading], str | Non
                 with suppress(nvml.NVMLError):
                     temperature = float(nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU))
             readings.append(GPUReading(info, utilization, temperature))
+    finally:
+        with suppress(nvml.NVMLError):
+            nvml.nvmlShutdown()
     return readings, None
 
 
