@@ -144,13 +144,17 @@ def _resolve_dtypes(dtype: list[str], names: list[str], encoded: bool, source: s
     )
 
 
-def safe_path(file_dir: str, ref: str) -> str:
-    """Join `ref` to `file_dir`, refusing references that leave it (absolute, '..', symlinks)."""
+def safe_path(file_dir: str, ref: str, root: str | None = None) -> str:
+    """Join `ref` to `file_dir`, refusing references that leave it (absolute, '..', symlinks).
+
+    `root` is `os.path.realpath(file_dir)` when the caller has it already (one resolution per table, not per row).
+    """
     if not ref:
         raise ValueError("empty file reference")
     if os.path.isabs(ref) or ref.startswith(("/", "\\")):
         raise ValueError(f"{ref!r} is an absolute path; entries must be relative to file_dir")
-    root = os.path.realpath(file_dir)
+    if root is None:
+        root = os.path.realpath(file_dir)
     full = os.path.realpath(os.path.join(root, ref))
     if os.path.commonpath([root, full]) != root:
         raise ValueError(f"{ref!r} resolves outside file_dir {file_dir!r}")

@@ -14,7 +14,7 @@ import numpy as np
 from ._constants import HDF5_SUFFIXES, NPZ_SUFFIXES, Quality
 from ._csv import Table, check_dtypes, parse_table, safe_path
 from ._image import EncodeSpec
-from ._pack import RowEncoder, family_files, remove_stale_temps
+from ._pack import RowEncoder, family_files, remove_stale_temps, start_forkserver
 from ._progress import Progress
 from ._rank import get_rank
 from ._writer import ImageLayout, _meta, make_writer, part_columns
@@ -281,6 +281,8 @@ class FuelGenerator:
         csv_path = os.path.join(s["file_dir"], s["file_list"])
         if not csv_path.lower().endswith(".csv"):
             raise ValueError(f"'file_list' must be a .csv file (got {s['file_list']!r})")
+        if enc is not None and nworker > 1 and os.path.isfile(csv_path):
+            start_forkserver()
         table = parse_table(
             csv_path,
             s["dtype"],
@@ -346,12 +348,13 @@ class FuelGenerator:
         source = os.path.basename(table.path)
         refs: list[Any] = []
         missing: list[str] = []
+        root = os.path.realpath(file_dir)
         for line, ref in zip(table.lines, table.columns[0].values, strict=True):
             items = ref if is_seq else [ref]
             full = []
             for item in items:
                 try:
-                    path = safe_path(file_dir, item)
+                    path = safe_path(file_dir, item, root)
                 except ValueError as exc:
                     raise ValueError(
                         f"row {line} of {source}: {exc}; entries must stay inside file_dir"
