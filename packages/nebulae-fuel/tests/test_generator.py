@@ -21,6 +21,8 @@ from PIL import Image
 
 import nebulae.fuel as fuel
 from nebulae.fuel import FuelGenerator, Generator, byte2arr
+from nebulae.fuel._image import EncodeSpec, encode_image
+from nebulae.fuel._pack import RowEncoder, mp_context
 
 
 def test_generator_is_an_alias_of_fuelgenerator():
@@ -333,6 +335,62 @@ def test_killed_pack_keeps_previous_output_and_next_run_removes_stale_temp(photo
     assert any(".tmp-" in n for n in os.listdir(out))
     fg.generate(str(out / "f.hdf5"), 8, 8, nworker=1, verbose=False, overwrite=True)
     assert os.listdir(out) == ["f.hdf5"]
+
+
+def test_a_packing_worker_that_dies_is_an_error_and_leaves_nothing(tmp_path, photo, csvfile, monkeypatch):
+    d = tmp_path / "many"
+    d.mkdir()
+    rows = []
+    for i in range(120):
+        photo(d / f"p{i}.jpg", 160, 200, seed=i)
+        rows.append([f"p{i}.jpg", "0"])
+    csvfile(d / "l.csv", ["image", "label"], rows)
+    run = RowEncoder.run
+
+    def kill_workers_after_first_chunk(self, refs):
+        for k, chunk in enumerate(run(self, refs)):
+            if k == 0:  # both workers are busy with later chunks: their chunks are lost with them
+                for p in self.procs:
+                    os.kill(p.pid, signal.SIGKILL)
+            yield chunk
+
+    monkeypatch.setattr(RowEncoder, "run", kill_workers_after_first_chunk)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(RuntimeError, match=r"packing worker process \(pid \d+\) died with exit code -9"):
+        FuelGenerator(str(d), "l.csv", ["int64"]).generate(
+            str(out / "f.hdf5"), 64, 64, nworker=2, verbose=False
+        )
+    assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 13])
+def test_row_encoder_keeps_row_order_for_any_row_count(photo_dir, n):
+    spec = EncodeSpec("RAW", 8, 8, 3, False)
+    refs = [str(photo_dir / f"img_{i}.png") for i in range(n)]
+    with RowEncoder(2, spec, chunk=3) as encoder:
+        sizes = []
+        got = []
+        for chunk in encoder.run(refs):
+            sizes.append(len(chunk))
+            got += chunk
+    assert len(got) == n
+    for ref, arr in zip(refs, got, strict=True):
+        np.testing.assert_array_equal(arr, encode_image(ref, spec))
+    assert sizes[: min(2, len(sizes))] == [min(2, n - 2 * k) for k in range(min(2, len(sizes)))]
+
+
+def test_fork_server_preloads_fuel_modules_and_keeps_the_programs_own(monkeypatch):
+    from multiprocessing import forkserver
+
+    monkeypatch.setattr(forkserver._forkserver, "_preload_modules", ["__main__", "my_module"])
+    ctx = mp_context()
+    assert ctx.get_start_method() == "forkserver"
+    mods = forkserver._forkserver._preload_modules
+    assert mods[:2] == ["__main__", "my_module"]
+    assert {"nebulae.fuel._pack", "nebulae.fuel._workers", "PIL.Image"} <= set(mods)
+    mp_context()
+    assert forkserver._forkserver._preload_modules == mods  # added once
 
 
 def test_generation_settings_come_from_config_and_modify(photo_dir, tmp_path):
