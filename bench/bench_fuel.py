@@ -270,7 +270,8 @@ def bench_tank_jpeg(path: str) -> None:
         limits.append(limit_pass())
         say(
             f"  Tank {wt:<7} : {steady:8.1f} samples/s steady (epochs 2-4), first epoch {first:8.1f}"
-            f"  ({CORES} {wt} workers)"
+            f"  ({CORES} {wt} workers; rows written into the batch with "
+            f"{'OpenCV split, the cv extra' if _has_cv2() else 'NumPy (no cv extra)'})"
         )
     loader = DataLoader(
         H5Dataset(path),
@@ -345,6 +346,15 @@ def bench_raw(photo_dir: str, out_dir: str, jpeg_path: str, big: bool) -> None:
         f"{max(peaks.values()) / 2**20:.0f} MB (target < 500 MB)"
     )
     RESULTS["raw_memory_mb"] = {k: v / 2**20 for k, v in peaks.items()}
+
+
+def _has_cv2() -> bool:
+    try:
+        import cv2  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
 
 
 def _has_simplejpeg() -> bool:
@@ -496,7 +506,7 @@ def main() -> None:
     os.makedirs(out_dir, exist_ok=True)
     say(
         f"nebulae-fuel benchmark: {n} JPEG photos (300-640 px) in {photo_dir}, {CORES} cores, "
-        f"decoder {'simplejpeg' if _has_simplejpeg() else 'Pillow'}"
+        f"decoder {'simplejpeg' if _has_simplejpeg() else 'Pillow'}, OpenCV {'installed' if _has_cv2() else 'absent'}"
     )
     jpeg = os.path.join(out_dir, "jpeg224.hdf5")
     if "pack" in args.only or not os.path.exists(jpeg):

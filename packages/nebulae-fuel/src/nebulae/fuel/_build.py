@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._collate import Prefilled, _Stack, aligned, plan, plan_nbytes
+from ._collate import Prefilled, _Stack, aligned, copy_into, plan, plan_nbytes
 from ._csv import split_dtype
 from ._rng import clear_batch, reseed_globals, restore_globals, seed_batch
 from ._source import Data, Source, prefetch
@@ -291,7 +291,7 @@ class _Stream:
                 self._stop(items)
                 return item
         for a, r in zip(arrays, self.regions, strict=True):
-            r[j] = a
+            copy_into(r[j], a)
         for p in self.paths:
             item = _put(item, p, _ROW)
         return item
