@@ -233,7 +233,7 @@ class RowEncoder:
 
     def _recv(self, w: int) -> list[Any]:
         try:
-            return self.conns[w].recv()  # type: ignore[no-any-return]
+            return self.conns[w].recv()
         except (EOFError, OSError):
             self.procs[w].join(timeout=1)
             self._check_alive()
