@@ -364,6 +364,59 @@ def test_a_packing_worker_that_dies_is_an_error_and_leaves_nothing(tmp_path, pho
     assert os.listdir(out) == []
 
 
+_ANNOUNCE_WORKERS = textwrap.dedent(
+    """
+    import sys, time
+    from nebulae.fuel import FuelGenerator
+    import nebulae.fuel._pack as pk
+    import nebulae.fuel._writer as wr
+    enter = pk.RowEncoder.__enter__
+    def announce(self):
+        out = enter(self)
+        print("workers", *[p.pid for p in self.procs], flush=True)
+        return out
+    pk.RowEncoder.__enter__ = announce
+    write = wr.HDF5Writer.write_images
+    def slow_write(self, start, items):  # a slow disk: the workers' results (~120 KB a chunk) fill their pipes
+        time.sleep(0.3)
+        return write(self, start, items)
+    wr.HDF5Writer.write_images = slow_write
+    FuelGenerator(sys.argv[1], "l.csv", ["int64"]).generate(sys.argv[2], 200, 200, nworker=2, verbose=False)
+    """
+)
+
+
+def _gone(pid):
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return any(line.startswith("State:") and "Z" in line for line in fh)
+    except FileNotFoundError:
+        return True
+
+
+def test_workers_of_a_killed_pack_exit_quietly(tmp_path, csvfile):
+    d = tmp_path / "many"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(60):  # noise: large JPEGs, so that results fill the pipes
+        Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(d / f"p{i}.jpg")
+    csvfile(d / "l.csv", ["image", "label"], [[f"p{i}.jpg", "0"] for i in range(60)])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _ANNOUNCE_WORKERS, str(d), str(tmp_path / "f.hdf5")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    words = proc.stdout.readline().split()
+    assert words[0] == "workers" and len(words) == 3, words
+    time.sleep(1.0)  # both workers are blocked sending results to a parent that writes slowly
+    proc.kill()
+    # the workers share the parent's stderr: this returns once they have all exited
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    assert all(_gone(int(pid)) for pid in words[1:])
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 13])
 def test_row_encoder_keeps_row_order_for_any_row_count(photo_dir, n):
     spec = EncodeSpec("RAW", 8, 8, 3, False)

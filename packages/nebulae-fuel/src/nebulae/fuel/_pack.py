@@ -133,7 +133,10 @@ def _encode_worker(conn: Any, spec: EncodeSpec) -> None:
             break  # the parent is gone
         if chunk is None:
             break
-        conn.send(encode_rows(chunk, spec))
+        try:
+            conn.send(encode_rows(chunk, spec))
+        except OSError:
+            break  # the parent is gone (BrokenPipeError): nobody to report to
 
 
 class RowEncoder:
