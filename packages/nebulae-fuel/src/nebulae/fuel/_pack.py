@@ -123,6 +123,26 @@ def start_forkserver() -> None:
         forkserver.ensure_running()
 
 
+def start_worker(ctx: Any, target: Any, *args: Any) -> tuple[Any, Any]:
+    """Start daemon process `target(conn, *args)`; return (process, the parent's end of its pipe)."""
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=target, args=(child, *args), daemon=True)
+    proc.start()
+    child.close()  # the child's end lives in the child only: its death closes the pipe
+    return proc, parent
+
+
+def reap(proc: Any, grace: float = 5.0) -> None:
+    """Wait `grace` seconds for a worker to exit, then terminate it, then kill it."""
+    proc.join(timeout=grace)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(timeout=grace)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+
+
 def _encode_worker(conn: Any, spec: EncodeSpec) -> None:
     """A packing worker: encode each chunk received on its own pipe and send the results back, in order."""
     _ignore_sigint()
@@ -162,12 +182,9 @@ class RowEncoder:
             try:
                 with main_unreachable():
                     for _ in range(self.nworker):
-                        parent, child = ctx.Pipe()
-                        proc = ctx.Process(target=_encode_worker, args=(child, self.spec), daemon=True)
-                        proc.start()
-                        child.close()
+                        proc, conn = start_worker(ctx, _encode_worker, self.spec)
                         self.procs.append(proc)
-                        self.conns.append(parent)
+                        self.conns.append(conn)
             except BaseException:
                 self._stop(clean=False)
                 raise
@@ -177,7 +194,7 @@ class RowEncoder:
         self._stop(clean=exc_type is None)
 
     def _stop(self, clean: bool) -> None:
-        """Ask the workers to finish (clean) or terminate them; kill any still alive after 5 s."""
+        """Ask the workers to finish (clean) or terminate them, then reap them."""
         for proc, conn in zip(self.procs, self.conns, strict=True):
             with contextlib.suppress(OSError, ValueError):
                 if clean:
@@ -185,10 +202,7 @@ class RowEncoder:
                 else:
                     proc.terminate()
         for proc in self.procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+            reap(proc)
         for conn in self.conns:
             conn.close()
         self.procs, self.conns = [], []

@@ -19,7 +19,7 @@ from ._build import BatchBuilder
 from ._collate import ALIGN as _ALIGN
 from ._collate import aligned as _aligned
 from ._collate import materialise, plan_nbytes
-from ._pack import main_unreachable, mp_context, uses_main
+from ._pack import main_unreachable, mp_context, reap, start_worker, uses_main
 
 SLAB_PREFIX = "nebfuel"
 
@@ -362,10 +362,7 @@ class _Worker:
 
     def __init__(self, ctx: Any, builder: BatchBuilder, index: int) -> None:
         self.tag = f"{SLAB_PREFIX}_{os.getpid()}_{index}_{uuid.uuid4().hex[:6]}"
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, builder, self.tag), daemon=True)
-        self.proc.start()
-        child.close()
+        self.proc, self.conn = start_worker(ctx, _worker_main, builder, self.tag)
         self.freed: collections.deque[str] = collections.deque()
         self.maps: dict[str, tuple[Any, int]] = {}
         self.names: set[str] = set()
@@ -483,13 +480,7 @@ class ProcessExecutor:
             with contextlib.suppress(OSError, ValueError):
                 worker.conn.send(("stop",))
         for worker in self.workers:
-            worker.proc.join(timeout=5)
-            if worker.proc.is_alive():
-                worker.proc.terminate()
-                worker.proc.join(timeout=5)
-            if worker.proc.is_alive():
-                worker.proc.kill()
-                worker.proc.join()
+            reap(worker.proc)
             worker.conn.close()
             _unlink_leftovers(worker.tag)
 
