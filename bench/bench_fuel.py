@@ -271,7 +271,7 @@ def bench_tank_jpeg(path: str) -> None:
         say(
             f"  Tank {wt:<7} : {steady:8.1f} samples/s steady (epochs 2-4), first epoch {first:8.1f}"
             f"  ({CORES} {wt} workers; rows written into the batch with "
-            f"{'OpenCV split, the cv extra' if _has_cv2() else 'NumPy (no cv extra)'})"
+            f"{'OpenCV split, the cv extra' if _importable('cv2') else 'NumPy (no cv extra)'})"
         )
     loader = DataLoader(
         H5Dataset(path),
@@ -326,7 +326,7 @@ def bench_raw(photo_dir: str, out_dir: str, jpeg_path: str, big: bool) -> None:
     )
     say(
         f"  JPEG : {r_jpeg:10.1f} samples/s  (default: {CORES} {kinds[1]} workers; batch read in one h5py call,"
-        f" decoded with {'simplejpeg' if _has_simplejpeg() else 'Pillow'})"
+        f" decoded with {'simplejpeg' if _importable('simplejpeg') else 'Pillow'})"
     )
     say(f"  ratio: {r_raw / r_jpeg:.1f} x (target >= 8)")
     RESULTS["raw_vs_jpeg"] = {"raw": r_raw, "jpeg": r_jpeg}
@@ -348,22 +348,15 @@ def bench_raw(photo_dir: str, out_dir: str, jpeg_path: str, big: bool) -> None:
     RESULTS["raw_memory_mb"] = {k: v / 2**20 for k, v in peaks.items()}
 
 
-def _has_cv2() -> bool:
-    try:
-        import cv2  # noqa: F401
+def _importable(module: str) -> bool:
+    """Whether an optional module this benchmark reports on (simplejpeg, cv2) imports, as fuel requires."""
+    import importlib
 
-        return True
+    try:
+        importlib.import_module(module)
     except ImportError:
         return False
-
-
-def _has_simplejpeg() -> bool:
-    try:
-        import simplejpeg  # noqa: F401
-
-        return True
-    except ImportError:
-        return False
+    return True
 
 
 def tile_raw(src: str, dst: str, rows: int) -> None:
@@ -506,7 +499,7 @@ def main() -> None:
     os.makedirs(out_dir, exist_ok=True)
     say(
         f"nebulae-fuel benchmark: {n} JPEG photos (300-640 px) in {photo_dir}, {CORES} cores, "
-        f"decoder {'simplejpeg' if _has_simplejpeg() else 'Pillow'}, OpenCV {'installed' if _has_cv2() else 'absent'}"
+        f"decoder {'simplejpeg' if _importable('simplejpeg') else 'Pillow'}, OpenCV {'installed' if _importable('cv2') else 'absent'}"
     )
     jpeg = os.path.join(out_dir, "jpeg224.hdf5")
     if "pack" in args.only or not os.path.exists(jpeg):
