@@ -6,10 +6,11 @@ import importlib
 import os
 import textwrap
 
+import h5py
 import numpy as np
 import pytest
 
-from nebulae.fuel import FuelGenerator, Tank, default_collate
+from nebulae.fuel import FuelGenerator, Tank, byte2arr, default_collate
 from nebulae.fuel._build import STREAM_MIN_BYTES
 
 HELPER = """
@@ -220,3 +221,59 @@ def test_vlen_columns_over_the_budget_are_read_per_batch_with_the_same_rows(png,
         assert _image_cache_mode(tank) == "vlen"
     for a, b in zip(cached, read, strict=True):
         assert_same(a, b)
+
+
+def _fetch_image(data, idx):
+    return {"image": data["image"][idx]}
+
+
+@pytest.fixture(params=["PNG", "JPEG"])
+def encoded(request, photo_dir, tmp_path):
+    path = tmp_path / f"{request.param}.hdf5"
+    FuelGenerator(str(photo_dir), "labels.csv", ["int64"]).generate(
+        str(path), 16, 24, encode=request.param, nworker=1, verbose=False
+    )
+    return str(path)
+
+
+@pytest.mark.parametrize("fetch_fn", [None, _fetch_image])
+def test_images_decoded_by_tank_read_the_cached_bytes_in_place_and_leave_them_intact(
+    encoded, monkeypatch, fetch_fn
+):
+    from nebulae.fuel import _source
+
+    seen = []
+    real = _source.byte2arr
+
+    def spy(buf):
+        seen.append(buf)
+        return real(buf)
+
+    with Tank(
+        encoded, {"image": "vuint8"}, 5, shuffle=False, fetch_fn=fetch_fn, nworker=0, verbose=False
+    ) as tank:
+        _image_cache_mode(tank)
+        cached = tank.data.source.shards[0].cache["image"][1]
+        before = [b.copy() for b in cached]
+        monkeypatch.setattr(_source, "byte2arr", spy)
+        batch = tank.next()
+        # no copy of the encoded bytes is made to decode them: byte2arr gets the cached rows themselves
+        assert len(seen) == 5 and all(b is cached[k] for k, b in enumerate(seen))
+        assert batch["image"].shape == (5, 16, 24, 3)
+        for b, c in zip(before, cached, strict=True):
+            np.testing.assert_array_equal(b, c)
+
+
+def test_byte2arr_reads_arrays_in_place_and_anything_else_through_its_bytes(encoded):
+    with h5py.File(encoded) as f:
+        row = f["image"][2]
+    want = byte2arr(row.tobytes())
+    np.testing.assert_array_equal(byte2arr(row), want)
+    np.testing.assert_array_equal(byte2arr(bytearray(row.tobytes())), want)
+    np.testing.assert_array_equal(byte2arr(memoryview(row.tobytes())), want)
+    spaced = np.zeros(2 * row.size, np.uint8)
+    spaced[::2] = row
+    np.testing.assert_array_equal(byte2arr(spaced[::2]), want)  # not contiguous
+    np.testing.assert_array_equal(byte2arr(row.view(np.int8)), want)  # not uint8
+    with pytest.raises(ValueError, match=f"buffer of {row.size - 10} bytes"):
+        byte2arr(row[10:])

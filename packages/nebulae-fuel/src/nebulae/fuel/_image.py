@@ -41,8 +41,13 @@ def byte2arr(buf: Any, as_np: bool = True) -> Any:
     Example:
         >>> img = byte2arr(tank_data['image'][0])  # doctest: +SKIP
     """
-    data = buf.tobytes() if isinstance(buf, np.ndarray) else bytes(buf)
-    if as_np and data[:2] == _JPEG_MAGIC:
+    if isinstance(buf, np.ndarray):
+        # a contiguous uint8 row (what h5py and Tank hand out) is read in place; anything else as its bytes
+        plain = buf.dtype == np.uint8 and buf.ndim == 1 and buf.flags.c_contiguous
+        data: Any = buf if plain else buf.tobytes()
+    else:
+        data = bytes(buf)
+    if as_np and bytes(data[:2]) == _JPEG_MAGIC:
         sj = _fast_jpeg()
         if sj:
             try:

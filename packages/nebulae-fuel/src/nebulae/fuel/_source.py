@@ -163,17 +163,25 @@ class _Shard:
 
     # -- reading ----------------------------------------------------------------------------------------
 
-    def read(self, key: str, rows: np.ndarray, decode: bool) -> list[Any]:
-        """Rows `rows` (local indices) of column `key`, one element per row."""
+    def read(self, key: str, rows: np.ndarray, decode: bool, borrow: bool = False) -> list[Any]:
+        """Rows `rows` (local indices) of column `key`, one element per row.
+
+        With `borrow`, cached arrays may be returned themselves instead of copies: only for callers that never
+        hand them to user code (Tank decoding encoded images itself).
+        """
         image = self.images.get(key)
         if image and image["encode"] == "RAW":
             return self._read_raw(key, rows)
-        items = self._read_hdf5(key, rows) if self.kind == "hdf5" else self._read_npz(key, rows)
+        if self.kind == "hdf5":
+            # bytes decoded right here never leave this call either
+            items = self._read_hdf5(key, rows, borrow or bool(image and decode))
+        else:
+            items = self._read_npz(key, rows)
         if image and decode:
             return [[byte2arr(f) for f in it] if isinstance(it, list) else byte2arr(it) for it in items]
         return items
 
-    def _read_hdf5(self, key: str, rows: np.ndarray) -> list[Any]:
+    def _read_hdf5(self, key: str, rows: np.ndarray, borrow: bool = False) -> list[Any]:
         import h5py
 
         ds = self.dataset(key)
@@ -195,6 +203,8 @@ class _Shard:
         if mode == "array":
             return list(values[rows])
         if mode == "blobs":
+            if borrow:
+                return [values[i] for i in rows]
             return [values[i].copy() for i in rows]  # copies, as h5py's: the cache must stay intact
         if len(rows) == 1:
             got = [ds[int(rows[0])]]
@@ -353,8 +363,11 @@ class Source:
         info = self.shards[0].images.get(key)
         return info["encode"] if info else None
 
-    def read(self, key: str, rows: Any, decode: bool | None = None) -> list[Any]:
-        """Elements of global rows `rows`, in that order (images decoded per `decode`, default the Source's)."""
+    def read(self, key: str, rows: Any, decode: bool | None = None, borrow: bool = False) -> list[Any]:
+        """Elements of global rows `rows`, in that order (images decoded per `decode`, default the Source's).
+
+        `borrow`: see `_Shard.read`.
+        """
         decode = self.decode if decode is None else decode
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         n = self.length(key)
@@ -363,12 +376,12 @@ class Source:
         rows = np.where(rows < 0, rows + n, rows)
         starts = self.starts(key)
         if len(self.shards) == 1:
-            return self.shards[0].read(key, rows, decode)
+            return self.shards[0].read(key, rows, decode, borrow)
         which = np.searchsorted(starts, rows, side="right") - 1
         out: list[Any] = [None] * len(rows)
         for s in np.unique(which):
             pos = np.nonzero(which == s)[0]
-            got = self.shards[s].read(key, rows[pos] - starts[s], decode)
+            got = self.shards[s].read(key, rows[pos] - starts[s], decode, borrow)
             for p, item in zip(pos, got, strict=True):
                 out[p] = item
         return out
@@ -447,7 +460,8 @@ class prefetch:
                 # encoded bytes only: each image is decoded when fetch_fn asks for it, right before its prep
                 # runs, so the decoded pixels are still in cache (decoding all 64 first spills them)
                 decode = source.decode and source.is_image(key)
-                items = source.read(key, self.rows, decode=False)
+                # bytes that are decoded here never reach user code: the cached arrays need no copy
+                items = source.read(key, self.rows, decode=False, borrow=decode)
                 cache[key] = {r: (item, decode) for r, item in zip(rows, items, strict=True)}
         _prefetched.cache = cache
 
