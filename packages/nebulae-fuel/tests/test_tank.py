@@ -110,6 +110,35 @@ def test_raw_hdf5_is_memory_mapped(packed):
         assert tank.data["image"][3].shape == (16, 16, 3)
 
 
+def _fetch_twice(data, idx):
+    first = data["image"][idx]  # served from the batch's prefetched bytes
+    again = data["image"][idx]  # read again: prefetched rows are handed out once
+    np.testing.assert_array_equal(first, again)
+    return {"image": first, "label": data["label"][np.int64(idx)]}
+
+
+def test_columns_index_like_sequences_and_refuse_other_keys(packed, photo_dir):
+    with Tank(
+        packed["PNG", "hdf5"], SPEC, 4, shuffle=False, fetch_fn=_fetch_twice, nworker=0, verbose=False
+    ) as tank:
+        image, label = tank.data["image"], tank.data["label"]
+        np.testing.assert_array_equal(image[3], reference(photo_dir, 3))
+        np.testing.assert_array_equal(image[np.int64(3)], image[3])
+        np.testing.assert_array_equal(image[-1], image[19])
+        assert [int(x) for x in label[2:5]] == [2, 3, 4]
+        assert [int(x) for x in label[[4, 0]]] == [4, 0]
+        assert [int(x) for x in label[np.array([1, 6])]] == [1, 1]
+        for bad in (True, np.bool_(False), 1.0, "3", None):
+            with pytest.raises(TypeError, match="'image' rows are indexed by int"):
+                image[bad]
+        with pytest.raises(IndexError, match="out of range for column 'label'"):
+            label[20]
+        batch = tank.next()
+    assert batch["label"].tolist() == [0, 1, 2, 3]
+    for k in range(4):
+        np.testing.assert_array_equal(batch["image"][k], reference(photo_dir, k))
+
+
 def test_sharded_files_open_as_one_dataset(photo_dir, tmp_path):
     fg = FuelGenerator(str(photo_dir), "labels.csv", ["int64"])
     fg.generate(str(tmp_path / "s.hdf5"), 8, 8, shards=3, nworker=1, verbose=False)

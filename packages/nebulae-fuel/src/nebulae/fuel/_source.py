@@ -480,21 +480,24 @@ class ColumnView(Sequence):
         return self._source.length(self._key)
 
     def __getitem__(self, idx: Any) -> Any:
-        if isinstance(idx, slice):
-            return self._source.read(self._key, np.arange(len(self))[idx])
-        if isinstance(idx, (list, np.ndarray)):
-            return self._source.read(self._key, idx)
-        if isinstance(idx, (bool, np.bool_)) or not isinstance(idx, (int, np.integer)):
-            raise TypeError(f"column {self._key!r} rows are indexed by int (got {type(idx).__name__})")
+        if type(idx) is not int:  # fetch_fn is handed Python ints: that common case skips these checks
+            if isinstance(idx, slice):
+                return self._source.read(self._key, np.arange(len(self))[idx])
+            if isinstance(idx, (list, np.ndarray)):
+                return self._source.read(self._key, idx)
+            if isinstance(idx, (bool, np.bool_)) or not isinstance(idx, (int, np.integer)):
+                raise TypeError(f"column {self._key!r} rows are indexed by int (got {type(idx).__name__})")
+            idx = int(idx)
         cache = getattr(_prefetched, "cache", None)
         if cache:
             column = cache.get(self._key)
-            if column is not None and int(idx) in column:
-                item, decode = column.pop(int(idx))  # handed out once: a second access reads again
+            hit = column.pop(idx, None) if column is not None else None  # handed out once: again reads again
+            if hit is not None:
+                item, decode = hit
                 if not decode:
                     return item
                 return [byte2arr(f) for f in item] if isinstance(item, list) else byte2arr(item)
-        return self._source.read_one(self._key, int(idx))
+        return self._source.read_one(self._key, idx)
 
     def take(self, rows: Any) -> list[Any]:
         """Many rows in one read (much cheaper than one call per row for HDF5 vlen data)."""
