@@ -44,6 +44,30 @@ def missing_key(item):
 def bare(item):
     return big(item)["image"]
 
+def single(item):
+    # the usual item: one streamed array under one key (Tank's fast path) and a label
+    img = np.transpose(np.asarray(item["image"], dtype=np.float32), (2, 0, 1))
+    item["image"] = np.tile(img, (1, 4, 8))
+    return item
+
+def single_dtype_change(item):
+    item = single(item)
+    if int(item["label"]) == 2:
+        item["image"] = item["image"].astype(np.float64)
+    return item
+
+def single_shape_change(item):
+    item = single(item)
+    if int(item["label"]) == 2:
+        item["image"] = item["image"][:, :, :-1]
+    return item
+
+def single_not_array(item):
+    item = single(item)
+    if int(item["label"]) == 2:
+        item["image"] = item["image"].tolist()
+    return item
+
 def raises(item):
     if int(item["label"]) == 2:
         raise ArithmeticError("prep failed on purpose")
@@ -100,7 +124,19 @@ def test_the_helper_arrays_are_large_enough_to_stream(helper):
     assert item["image"].nbytes >= STREAM_MIN_BYTES and item["pair"][0].nbytes >= STREAM_MIN_BYTES
 
 
-@pytest.mark.parametrize("name", ["big", "dtype_change", "shape_change", "bare"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "big",
+        "dtype_change",
+        "shape_change",
+        "bare",
+        "single",
+        "single_dtype_change",
+        "single_shape_change",
+        "single_not_array",
+    ],
+)
 @pytest.mark.parametrize("workers", [(0, None), (2, "thread")])
 def test_streamed_batches_equal_default_collation(png, helper, name, workers):
     prep_fn = getattr(helper, name)
@@ -147,17 +183,26 @@ def test_conforming_items_stream_and_others_fall_back(png, helper, monkeypatch):
 
     calls = []
     finish, stop = _build._Stream.finish, _build._Stream._stop
+    keys = []  # the one top-level key streamed by put()'s fast path, None when it takes the general path
     monkeypatch.setattr(
-        _build._Stream, "finish", lambda self, items: calls.append("finish") or finish(self, items)
+        _build._Stream,
+        "finish",
+        lambda self, items: calls.append("finish") or keys.append(self.key) or finish(self, items),
     )
     monkeypatch.setattr(
         _build._Stream, "_stop", lambda self, items: calls.append("stop") or stop(self, items)
     )
-    for prep_fn, want in [(helper.big, ["finish"]), (helper.dtype_change, ["stop"])]:
+    for prep_fn, want, key in [
+        (helper.big, ["finish"], [None]),
+        (helper.dtype_change, ["stop"], []),
+        (helper.single, ["finish"], ["image"]),
+        (helper.single_shape_change, ["stop"], []),
+    ]:
         calls.clear()
+        keys.clear()
         with Tank(png, SPEC, 5, shuffle=False, prep_fn=prep_fn, nworker=0, verbose=False) as tank:
             tank.next()
-        assert calls == want
+        assert calls == want and keys == key
 
 
 def test_missing_key_fails_as_default_collation_does(png, helper):

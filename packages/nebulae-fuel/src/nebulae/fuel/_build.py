@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -138,30 +137,29 @@ class BatchBuilder:
                 restore_globals(saved)
 
     def _items(self, data: Data, indices: np.ndarray, stream: _Stream | None) -> list[Any]:
-        """Fetch and prep every item, one item at a time (its arrays are still cached when prep runs)."""
+        """Fetch and prep every item, one item at a time (its arrays are still cached when prep runs).
+
+        This loop runs once per sample between a decode and a copy that evict the CPU caches, so each Python
+        call in it is paid at cache-miss prices: keep it short.
+        """
+        prep_fn = self.prep_fn
+        put = stream.put if stream is not None else None
+        items: list[Any] = []
         if self.fetch_fn is not None:
             fetch_fn = self.fetch_fn
-            scope: Any = prefetch(data, list(self.specf), indices)
-
-            def get(j: int, i: Any) -> Any:
-                return fetch_fn(data, int(i))
-
-        else:
-            columns = {k: data[k].take(indices) for k in self.specf}
-            scope = contextlib.nullcontext()
-
-            def get(j: int, i: Any) -> Any:
-                return {k: cast(columns[k][j], t) for k, t in self.specf.items()}
-
-        items: list[Any] = []
-        with scope:
-            for j, i in enumerate(indices):
-                item = get(j, i)
-                if self.prep_fn is not None:
-                    item = self.prep_fn(item)
-                if stream is not None:
-                    item = stream.put(j, item, items)
-                items.append(item)
+            with prefetch(data, list(self.specf), indices):
+                for j, i in enumerate(np.asarray(indices).tolist()):  # Python ints, as fetch_fn expects
+                    item = fetch_fn(data, i)
+                    if prep_fn is not None:
+                        item = prep_fn(item)
+                    items.append(item if put is None else put(j, item, items))
+            return items
+        columns = {k: data[k].take(indices) for k in self.specf}
+        for j in range(len(indices)):
+            item = {k: cast(columns[k][j], t) for k, t in self.specf.items()}
+            if prep_fn is not None:
+                item = prep_fn(item)
+            items.append(item if put is None else put(j, item, items))
         return items
 
     def _columnar(self, data: Data, indices: np.ndarray) -> Any:
@@ -264,6 +262,7 @@ class _Stream:
         self.paths: list[tuple[Any, ...]] = []
         self.regions: list[np.ndarray] = []
         self.live = False
+        self.key: Any = None  # set when the one streamed array is a top-level value of dict items
 
     def _start(self, first: Any) -> None:
         found = _big_arrays(first)
@@ -279,12 +278,21 @@ class _Stream:
         alloc = self.sink.open(big + rest)
         self.regions = [alloc((self.n, *a.shape), d) for (_, a), d in zip(found, dtypes, strict=True)]
         self.live = True
+        if type(first) is dict and len(self.paths) == 1 and len(self.paths[0]) == 1:
+            self.key = self.paths[0][0]
 
     def put(self, j: int, item: Any, items: list[Any]) -> Any:
         if j == 0:
             self._start(item)
         if not self.live:
             return item
+        if self.key is not None and type(item) is dict:  # the usual item: one image under one key
+            a, r = item.get(self.key), self.regions[0]
+            if type(a) is np.ndarray and a.shape == r.shape[1:] and a.dtype == r.dtype:
+                copy_into(r[j], a)
+                item = dict(item)
+                item[self.key] = _ROW
+                return item
         arrays = [_get(item, p) for p in self.paths]
         for a, r in zip(arrays, self.regions, strict=True):
             if type(a) is not np.ndarray or a.shape != r.shape[1:] or a.dtype != r.dtype:
