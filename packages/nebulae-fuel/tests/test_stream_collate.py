@@ -23,14 +23,14 @@ def big(item):
     item["pair"] = (item["image"] * 2, int(item["label"]))
     return item
 
-def dtype_change(item):
-    item = big(item)
+def dtype_change(item, make=None):
+    item = (make or big)(item)
     if int(item["label"]) == 2:
         item["image"] = item["image"].astype(np.float64)
     return item
 
-def shape_change(item):
-    item = big(item)
+def shape_change(item, make=None):
+    item = (make or big)(item)
     if int(item["label"]) == 2:
         item["image"] = item["image"][:, :, :-1]
     return item
@@ -51,16 +51,10 @@ def single(item):
     return item
 
 def single_dtype_change(item):
-    item = single(item)
-    if int(item["label"]) == 2:
-        item["image"] = item["image"].astype(np.float64)
-    return item
+    return dtype_change(item, single)
 
 def single_shape_change(item):
-    item = single(item)
-    if int(item["label"]) == 2:
-        item["image"] = item["image"][:, :, :-1]
-    return item
+    return shape_change(item, single)
 
 def single_not_array(item):
     item = single(item)
