@@ -316,3 +316,30 @@ def test_byte2arr_reads_arrays_in_place_and_anything_else_through_its_bytes(enco
     np.testing.assert_array_equal(byte2arr(row.view(np.int8)), want)  # not uint8
     with pytest.raises(ValueError, match=f"buffer of {row.size - 10} bytes"):
         byte2arr(row[10:])
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 64, 65])
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"image": "row", "label": np.int64(3)},
+        {"image": "row", "label": 3, "weight": 0.5, "flag": True, "name": "a.jpg"},
+        {"image": "row", "box": np.arange(5, dtype=np.float32), "mask": np.zeros((3, 7), np.uint8)},
+        {"image": "row", "frames": [np.zeros(5, np.uint8), np.ones(9, np.uint8)], "raw": b"xy"},
+        ("row", (np.float16(1), np.arange(3)), {"k": np.zeros(2, np.int8)}),
+        {"image": "row", "ragged": [np.arange(3), np.arange(11)], "none": None},
+    ],
+)
+def test_the_rest_of_a_streamed_batch_is_sized_from_one_item_as_from_all(item, n):
+    from nebulae.fuel._build import _ROW, _rest_nbytes, to_plan_default
+    from nebulae.fuel._collate import plan_nbytes
+
+    def mark(x):
+        if isinstance(x, dict):
+            return {k: mark(v) for k, v in x.items()}
+        if isinstance(x, tuple):
+            return tuple(mark(v) for v in x)
+        return _ROW if isinstance(x, str) and x == "row" else x
+
+    stripped = mark(item)
+    assert _rest_nbytes(stripped, n) == plan_nbytes(to_plan_default([stripped] * n))
