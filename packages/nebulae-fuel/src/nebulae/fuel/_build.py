@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
@@ -144,22 +145,24 @@ class BatchBuilder:
         """
         prep_fn = self.prep_fn
         put = stream.put if stream is not None else None
-        items: list[Any] = []
+        scope: Any
         if self.fetch_fn is not None:
             fetch_fn = self.fetch_fn
-            with prefetch(data, list(self.specf), indices):
-                for j, i in enumerate(np.asarray(indices).tolist()):  # Python ints, as fetch_fn expects
-                    item = fetch_fn(data, i)
-                    if prep_fn is not None:
-                        item = prep_fn(item)
-                    items.append(item if put is None else put(j, item, items))
-            return items
-        columns = {k: data[k].take(indices) for k in self.specf}
-        for j in range(len(indices)):
-            item = {k: cast(columns[k][j], t) for k, t in self.specf.items()}
-            if prep_fn is not None:
-                item = prep_fn(item)
-            items.append(item if put is None else put(j, item, items))
+            scope = prefetch(data, list(self.specf), indices)
+            # Python ints, as fetch_fn expects; fetched lazily, so each fetch is followed by its prep
+            fetched: Any = (fetch_fn(data, i) for i in np.asarray(indices).tolist())
+        else:
+            columns = {k: data[k].take(indices) for k in self.specf}
+            scope = contextlib.nullcontext()
+            fetched = (
+                {k: cast(columns[k][j], t) for k, t in self.specf.items()} for j in range(len(indices))
+            )
+        items: list[Any] = []
+        with scope:
+            for j, item in enumerate(fetched):
+                if prep_fn is not None:
+                    item = prep_fn(item)
+                items.append(item if put is None else put(j, item, items))
         return items
 
     def _columnar(self, data: Data, indices: np.ndarray) -> Any:
@@ -288,16 +291,15 @@ class _Stream:
             return item
         if self.key is not None and type(item) is dict:  # the usual item: one image under one key
             a, r = item.get(self.key), self.regions[0]
-            if type(a) is np.ndarray and a.shape == r.shape[1:] and a.dtype == r.dtype:
+            if _fits(a, r):
                 copy_into(r[j], a)
                 item = dict(item)
                 item[self.key] = _ROW
                 return item
         arrays = [_get(item, p) for p in self.paths]
-        for a, r in zip(arrays, self.regions, strict=True):
-            if type(a) is not np.ndarray or a.shape != r.shape[1:] or a.dtype != r.dtype:
-                self._stop(items)
-                return item
+        if not all(_fits(a, r) for a, r in zip(arrays, self.regions, strict=True)):
+            self._stop(items)
+            return item
         for a, r in zip(arrays, self.regions, strict=True):
             copy_into(r[j], a)
         for p in self.paths:
@@ -326,6 +328,11 @@ class _Stream:
             self._stop(items)
             return to_plan_default(items)
         return tree
+
+
+def _fits(a: Any, region: np.ndarray) -> TypeGuard[np.ndarray]:
+    """Whether `a` can be copied into a row of `region` as it is (same shape and dtype, a plain ndarray)."""
+    return type(a) is np.ndarray and a.shape == region.shape[1:] and a.dtype == region.dtype
 
 
 def _rest_nbytes(item: Any, n: int) -> int:

@@ -38,7 +38,7 @@ def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
     for 224x224x3 float32 here); with OpenCV installed (the `cv` extra) its vectorised channel split writes the C
     planes of the row directly (~36 us). Any other layout, or no OpenCV, takes NumPy's copy.
     """
-    if _cv2 is not False and src.ndim == 3 and 2 <= src.shape[0] <= 4:
+    if src.ndim == 3 and 2 <= src.shape[0] <= 4 and _cv2 is not False:
         hwc = src.transpose(1, 2, 0)
         if (
             hwc.flags.c_contiguous
@@ -49,7 +49,7 @@ def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
             and dst.flags.writeable
             and src.size
         ):
-            cv2 = _cv2 if _cv2 is not None else _opencv()  # imported on the first row that can use it
+            cv2 = _opencv()
             if cv2:
                 planes = list(dst)
                 out = cv2.split(hwc, planes)

@@ -48,7 +48,7 @@ def byte2arr(buf: Any, as_np: bool = True) -> Any:
     else:
         data = bytes(buf)
     if as_np and bytes(data[:2]) == _JPEG_MAGIC:
-        sj = _simplejpeg if _simplejpeg is not None else _fast_jpeg()
+        sj = _fast_jpeg()
         if sj:
             try:
                 header = sj.decode_jpeg_header(data)
