@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -11,35 +10,37 @@ from typing import Any
 
 import numpy as np
 
-from ._constants import FRAME_KEY, HDF5_SUFFIXES, META_KEY, NPZ_SUFFIXES
+from ._constants import FRAME_KEY, META_KEY
 from ._csv import split_dtype
+from ._files import (
+    RUN_KEY,
+    commit,
+    discard,
+    kind_of,
+    new_run_id,
+    refresh_manifest_entry,
+    remove_stale_temps,
+    same_path,
+    temp_name,
+)
 from ._writer import _write_npy, write_rows
 
 _SLAB_ROWS = 1024
 
 
 def _kind(path: str, name: str) -> str:
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix in HDF5_SUFFIXES:
-        return "hdf5"
-    if suffix in NPZ_SUFFIXES:
-        return "npz"
-    raise ValueError(f"{name!r} must be an .hdf5, .h5 or .npz file (got {path!r})")
+    kind = kind_of(path)
+    if kind is None:
+        raise ValueError(f"{name!r} must be an .hdf5, .h5 or .npz file (got {path!r})")
+    return kind
 
 
-def _temp(path: str) -> str:
-    return f"{path}.tmp-{os.getpid()}"
-
-
-def _commit(tmp: str, final: str) -> None:
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-
-
-def _discard(tmp: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)
+def _target(path: str) -> str:
+    """The file an edit replaces: resolved, so that a symlink's target is rewritten (the link stays) and the temp
+    file sits next to it, on the same file system; dead writers' temp files of it are removed first."""
+    target = os.path.realpath(path)
+    remove_stale_temps(target)
+    return target
 
 
 def merge(src_dir: str, src: list[str], dst: str, dtype: dict[str, str], keep_src: bool = True) -> str:
@@ -76,17 +77,18 @@ def merge(src_dir: str, src: list[str], dst: str, dtype: dict[str, str], keep_sr
     kinds = {_kind(p, "src") for p in paths} | {_kind(out, "dst")}
     if len(kinds) != 1:
         raise ValueError("merge needs sources and destination of one format (all HDF5 or all NPZ)")
-    if os.path.abspath(out) in {os.path.abspath(p) for p in paths}:
+    if any(same_path(out, p) for p in paths):
         raise FileExistsError(f"'dst' {dst!r} is also a source; choose another name")
     for p in paths:
         if not os.path.isfile(p):
             raise FileNotFoundError(f"source {p!r} does not exist")
-    tmp = _temp(out)
+    target = _target(out)
+    tmp = temp_name(target)
     try:
         (_merge_hdf5 if kinds == {"hdf5"} else _merge_npz)(paths, tmp, dtype)
-        _commit(tmp, out)
+        commit(tmp, target)
     except BaseException:
-        _discard(tmp)
+        discard(tmp)
         raise
     if not keep_src:
         for p in paths:
@@ -167,6 +169,7 @@ def _merge_hdf5(paths: list[str], tmp: str, dtype: dict[str, str]) -> None:
                 out.attrs["nebulae_total_rows"] = total
                 out.attrs["nebulae_shard"] = -1
                 out.attrs["nebulae_num_shards"] = 1
+                out.attrs[RUN_KEY] = new_run_id()  # a new file, of no packing run's family
     finally:
         for f in files:
             f.close()
@@ -222,7 +225,7 @@ def _merge_npz(paths: list[str], tmp: str, dtype: dict[str, str]) -> None:
                     else len(merged[first_col])
                 )
             )
-        meta.update(nebulae_shard=-1, nebulae_num_shards=1, nebulae_total_rows=rows)
+        meta.update(nebulae_shard=-1, nebulae_num_shards=1, nebulae_total_rows=rows, nebulae_run=new_run_id())
         merged[META_KEY] = np.asarray(json.dumps(meta))
     _write_npz(tmp, merged)
 
@@ -257,12 +260,13 @@ def fill(src: str, key: str, data: Any) -> None:
     if not os.path.isfile(src):
         raise FileNotFoundError(f"'src' {src!r} does not exist")
     value = _as_array(data)
-    tmp = _temp(src)
+    target = _target(src)
+    tmp = temp_name(target)
     try:
         if kind == "hdf5":
             import h5py
 
-            shutil.copyfile(src, tmp)
+            shutil.copyfile(target, tmp)
             with h5py.File(tmp, "a") as f:
                 if key in f:
                     raise KeyError(f"{key!r} already exists in {os.path.basename(src)}; deduct() it first")
@@ -273,17 +277,18 @@ def fill(src: str, key: str, data: Any) -> None:
                 else:
                     f.create_dataset(key, data=value)
         else:
-            arrays = _load_npz(src)
+            arrays = _load_npz(target)
             if key in arrays:
                 raise KeyError(f"{key!r} already exists in {os.path.basename(src)}; deduct() it first")
             arrays[key] = np.asarray(value)
             if arrays[key].dtype == object:
                 raise TypeError(f"fill: {key!r} would need pickling in NPZ; pass numbers or text")
             _write_npz(tmp, arrays)
-        _commit(tmp, src)
+        commit(tmp, target)
     except BaseException:
-        _discard(tmp)
+        discard(tmp)
         raise
+    refresh_manifest_entry(target, added=key)
 
 
 def deduct(src: str, key: str, repack: bool = False) -> None:
@@ -303,12 +308,13 @@ def deduct(src: str, key: str, repack: bool = False) -> None:
     kind = _kind(src, "src")
     if not os.path.isfile(src):
         raise FileNotFoundError(f"'src' {src!r} does not exist")
-    tmp = _temp(src)
+    target = _target(src)
+    tmp = temp_name(target)
     try:
         if kind == "hdf5":
             import h5py
 
-            with h5py.File(src, "r") as f:
+            with h5py.File(target, "r") as f:
                 if key not in f:
                     raise KeyError(
                         f"{key!r} is not in {os.path.basename(src)}; available: {sorted(f.keys())}"
@@ -321,17 +327,18 @@ def deduct(src: str, key: str, repack: bool = False) -> None:
                             if name != key:
                                 f.copy(f[name], out, name)
             if not repack:
-                shutil.copyfile(src, tmp)
+                shutil.copyfile(target, tmp)
                 with h5py.File(tmp, "a") as out:
                     del out[key]
         else:
-            arrays = _load_npz(src)
+            arrays = _load_npz(target)
             if key not in arrays:
                 raise KeyError(f"{key!r} is not in {os.path.basename(src)}; available: {sorted(arrays)}")
             for name in [key, f"{key}__offsets", f"{key}__frames", f"{key}__nframes"]:
                 arrays.pop(name, None)
             _write_npz(tmp, arrays)
-        _commit(tmp, src)
+        commit(tmp, target)
     except BaseException:
-        _discard(tmp)
+        discard(tmp)
         raise
+    refresh_manifest_entry(target, removed=key)

@@ -11,16 +11,30 @@ from typing import Any
 
 import numpy as np
 
-from ._constants import HDF5_SUFFIXES, NPZ_SUFFIXES, Quality
+from ._constants import Quality
 from ._csv import Table, check_dtypes, parse_table, safe_path
+from ._files import (
+    commit,
+    discard,
+    family_files,
+    fsync_dir,
+    kind_of,
+    new_run_id,
+    remove_stale_temps,
+    same_path,
+    shard_names,
+    shard_record,
+    temp_name,
+    write_manifest,
+)
 from ._image import EncodeSpec
-from ._pack import RowEncoder, family_files, remove_stale_temps, start_forkserver
+from ._pack import RowEncoder, start_forkserver
 from ._progress import Progress
 from ._rank import get_rank
 from ._writer import ImageLayout, _meta, make_writer, part_columns
 
 _SOURCE_KEYS = ("file_dir", "file_list", "dtype", "is_seq", "delimiter", "quotechar")
-_GEN_KEYS = ("dst_path", "height", "width", "channel", "encode", "shards", "keep_exif")
+_GEN_KEYS = ("dst_path", "height", "width", "channel", "encode", "shards", "keep_exif", "max_pixels")
 _DEFAULTS: dict[str, Any] = {
     "file_dir": None,
     "file_list": None,
@@ -35,6 +49,7 @@ _DEFAULTS: dict[str, Any] = {
     "encode": "JPEG",
     "shards": 1,
     "keep_exif": True,
+    "max_pixels": None,
 }
 _ENCODES = {"JPEG": "JPEG", "JPG": "JPEG", "PNG": "PNG", "RAW": "RAW"}
 
@@ -45,6 +60,7 @@ class _Terminated(BaseException):
 
 _TERM_SEEN = threading.Event()
 _INT_SEEN = threading.Event()
+_DEFER_SIGNALS = threading.Event()
 
 
 def _check_terminated() -> None:
@@ -86,6 +102,16 @@ def _check_setting(key: str, value: Any) -> Any:
         if key == "channel" and value not in (1, 3):
             raise ValueError(f"'channel' must be 1 or 3 (got {value}); RGBA is not supported")
         return value
+    if key == "max_pixels":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"'max_pixels' must be an int or None (got {value!r})")
+        if value < 1:
+            raise ValueError(
+                f"'max_pixels' must be >= 1 (got {value}); None uses Pillow's limit PIL.Image.MAX_IMAGE_PIXELS"
+            )
+        return int(value)
     if key == "encode":
         if value is None or value == "":
             return None
@@ -106,7 +132,7 @@ class FuelGenerator:
         delimiter: ',' or '\\t'; None sniffs it from the header.
         quotechar: CSV quote character.
         config: a dict of any of the above plus generation settings (`dst_path, height, width, channel,
-            encode, shards, keep_exif`); mutually exclusive with the other arguments.
+            encode, shards, keep_exif, max_pixels`); mutually exclusive with the other arguments.
 
     Raises:
         TypeError: `config` together with explicit arguments, or wrong argument types.
@@ -182,7 +208,7 @@ class FuelGenerator:
         Args:
             config: a dict of settings; the same as keyword arguments (giving both raises TypeError).
             **kwargs: any of `file_dir, file_list, dtype, is_seq, delimiter, quotechar, dst_path, height,
-                width, channel, encode, shards, keep_exif`.
+                width, channel, encode, shards, keep_exif, max_pixels`.
 
         Raises:
             KeyError: an unknown key.
@@ -210,6 +236,7 @@ class FuelGenerator:
         keep_exif: bool | None = None,
         *,
         quality: int | None = None,
+        max_pixels: int | None = None,
         overwrite: bool = False,
         nworker: int | None = None,
         verbose: bool = True,
@@ -226,13 +253,17 @@ class FuelGenerator:
             shards: number of files, each holding a contiguous run of rows.
             keep_exif: keep the source EXIF block in the encoded image.
             quality: a preset (`NA, FAST, GOOD, OPTIM, LOSSLESS`) overriding `encode`.
-            overwrite: replace an existing output family.
+            max_pixels: the most pixels (width x height) a source image may have; a larger one (e.g. a
+                decompression bomb: a small file that decodes to gigabytes) is a ValueError naming its CSV row.
+                None: the stored setting, else Pillow's limit `PIL.Image.MAX_IMAGE_PIXELS`.
+            overwrite: replace an existing output (a file, or a shard family and its manifest); the old data
+                stays readable until the new files are complete.
             nworker: encoding processes; None uses every core, 1 the calling process.
             verbose: progress bar and summary on rank <= 0.
             **aliases: `nshard` for `shards`.
 
         Returns:
-            The written file paths.
+            The written file paths (a family's manifest `{dst_path}.manifest.json` is not listed).
 
         Raises:
             ValueError: invalid settings, a bad CSV row, an unreadable image.
@@ -256,6 +287,7 @@ class FuelGenerator:
             "encode": encode,
             "shards": shards,
             "keep_exif": keep_exif,
+            "max_pixels": max_pixels,
         }
         s = dict(self._settings)
         for key, value in given.items():
@@ -271,12 +303,8 @@ class FuelGenerator:
         if dst is None:
             raise ValueError("'dst_path' is required (an .hdf5, .h5 or .npz file)")
         dst = os.fspath(dst)
-        suffix = os.path.splitext(dst)[1].lower()
-        if suffix in HDF5_SUFFIXES:
-            kind = "hdf5"
-        elif suffix in NPZ_SUFFIXES:
-            kind = "npz"
-        else:
+        kind = kind_of(dst)
+        if kind is None:
             raise ValueError(f"'dst_path' must end in .hdf5, .h5 or .npz (got {dst!r})")
         csv_path = os.path.join(s["file_dir"], s["file_list"])
         if not csv_path.lower().endswith(".csv"):
@@ -300,17 +328,23 @@ class FuelGenerator:
                 f"'shards' must be <= the number of rows ({n}) so that no shard is empty (got {nshard})"
             )
         refs = self._resolve_refs(table, s["file_dir"], s["is_seq"]) if enc is not None else []
-        os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-        remove_stale_temps(dst)
-        finals = self._final_names(dst, nshard)
-        existing = family_files(dst)[0]
+        # every file operation below uses the resolved name, so that relative, `./` and symlinked spellings of one
+        # file compare equal; a symlink at dst_path is followed (its target is replaced, the link kept)
+        target = os.path.realpath(dst)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        remove_stale_temps(target)
+        finals = shard_names(target, nshard)
+        family = family_files(target)
+        existing = family.finals
         if existing and not overwrite:
             raise FileExistsError(
-                f"{existing[0]!r} already exists ({len(existing)} file(s) of this output); pass overwrite=True "
+                f"{(family.files or existing)[0]!r} already exists ({len(existing)} file(s) of this output); pass overwrite=True "
                 "to replace them or choose another dst_path"
             )
         show = verbose and get_rank() <= 0
-        return self._run(table, refs, spec, kind, dst, finals, existing, nworker, show, s)
+        self._run(table, refs, spec, kind, target, finals, existing, nworker, show, s)
+        # the paths as the caller spelled them, unless dst_path is a link (then where the data went)
+        return finals if os.path.islink(dst) else shard_names(dst, nshard)
 
     def _encode_spec(self, s: dict[str, Any], quality: Any) -> tuple[EncodeSpec | None, str | None]:
         enc = s["encode"]
@@ -332,7 +366,12 @@ class FuelGenerator:
             raise ValueError("encode='RAW' needs height > 0 and width > 0 (all rows share one array shape)")
         if enc is None:
             return None, None
-        spec = EncodeSpec(enc, h, w, s["channel"], s["keep_exif"], jpeg_q, png_level, bilinear)
+        max_pixels = s["max_pixels"]
+        if max_pixels is None:
+            from PIL import Image
+
+            max_pixels = Image.MAX_IMAGE_PIXELS  # read, never set: it is process-wide
+        spec = EncodeSpec(enc, h, w, s["channel"], s["keep_exif"], jpeg_q, png_level, bilinear, max_pixels)
         return spec, enc
 
     @staticmethod
@@ -370,13 +409,6 @@ class FuelGenerator:
             )
         return refs
 
-    @staticmethod
-    def _final_names(dst: str, nshard: int) -> list[str]:
-        if nshard == 1:
-            return [dst]
-        stem, suffix = os.path.splitext(dst)
-        return [f"{stem}_{i}{suffix}" for i in range(nshard)]
-
     def _run(
         self,
         table: Table,
@@ -394,7 +426,9 @@ class FuelGenerator:
         n = len(table)
         nshard = len(finals)
         bounds = np.cumsum([0] + [len(p) for p in np.array_split(np.arange(n), nshard)])
-        temps = [f"{f}.tmp-{os.getpid()}" for f in finals]
+        temps = [temp_name(f) for f in finals]
+        run = new_run_id()
+        records: list[dict[str, Any]] = []
         placed: list[str] = []
         writers: list[Any] = []
         handlers = self._install_handlers()
@@ -411,7 +445,7 @@ class FuelGenerator:
                         layout = ImageLayout(
                             spec.encode, spec.channel, spec.height, spec.width, is_seq, nframes
                         )
-                    meta = _meta(cols, is_seq, i if nshard > 1 else -1, nshard, n)
+                    meta = _meta(cols, is_seq, i if nshard > 1 else -1, nshard, n, run)
                     writer = make_writer(temps[i], kind, cols, layout, meta)
                     writers.append(writer)
                     if spec is not None:
@@ -429,14 +463,15 @@ class FuelGenerator:
                     else:
                         progress.update(b - a)
                     writer.finish()
+                    if nshard > 1:
+                        records.append(shard_record(temps[i], finals[i], b - a))
             _check_terminated()
-            for tmp, final in zip(temps, finals, strict=True):
-                os.replace(tmp, final)
-                placed.append(final)
-            for old in existing:
-                if old not in finals:
-                    os.unlink(old)
-            _fsync_dir(os.path.dirname(os.path.abspath(dst)))
+            _DEFER_SIGNALS.set()  # a signal now would leave a half-placed output: it is acted on after the commit
+            try:
+                self._place(dst, temps, finals, existing, placed, records, run, table)
+            finally:
+                _DEFER_SIGNALS.clear()
+            _check_terminated()
         except _Terminated:
             self._cleanup(writers, temps, placed)
             self._restore_handlers(handlers)
@@ -454,6 +489,46 @@ class FuelGenerator:
             else None
         )
         return finals
+
+    @staticmethod
+    def _place(
+        target: str,
+        temps: list[str],
+        finals: list[str],
+        existing: list[str],
+        placed: list[str],
+        records: list[dict[str, Any]],
+        run: str,
+        table: Table,
+    ) -> None:
+        """Rename the finished temp files into place, commit, then remove what is left of the old output.
+
+        Readers take an existing file of the given name first, else the family its manifest lists. So a single file
+        commits by its rename; a family by its manifest, written last, and by removing an old single file of its
+        name. Before a family's commit a reader finds the old data, or shards of two runs (the old manifest's, or
+        none) and an error naming them, never a silent mix. Until the commit, `placed` lists the new files that a
+        failure deletes again.
+        """
+        directory = os.path.dirname(finals[0])
+        for tmp, final in zip(temps, finals, strict=True):
+            commit(tmp, final, sync_dir=False)
+            placed.append(final)
+        keep = list(finals)
+        if records:
+            fsync_dir(directory)  # the shards' renames are durable before the manifest that vouches for them
+            columns = table.columns
+            keep.append(
+                write_manifest(target, run, [c.name for c in columns], [c.dtype for c in columns], records)
+            )
+        leftovers = [old for old in existing if not any(same_path(old, k) for k in keep)]
+        # an old single file of the family's name shadows the new family: removing it is the commit
+        leftovers.sort(key=lambda old: not same_path(old, target))
+        if not (leftovers and same_path(leftovers[0], target)):
+            placed.clear()
+        for old in leftovers:
+            discard(old)
+            placed.clear()
+        fsync_dir(directory)
 
     @staticmethod
     def _check_shapes(results: list[Any], spec: EncodeSpec, lines: list[int], first: int, path: str) -> None:
@@ -482,11 +557,13 @@ class FuelGenerator:
 
         def on_term(signum: int, frame: Any) -> None:
             _TERM_SEEN.set()  # in case the exception lands somewhere that swallows it (a __del__)
-            raise _Terminated()
+            if not _DEFER_SIGNALS.is_set():
+                raise _Terminated()
 
         def on_int(signum: int, frame: Any) -> None:
             _INT_SEEN.set()
-            raise KeyboardInterrupt
+            if not _DEFER_SIGNALS.is_set():
+                raise KeyboardInterrupt
 
         _TERM_SEEN.clear()
         _INT_SEEN.clear()
@@ -506,19 +583,6 @@ class FuelGenerator:
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self._settings.items())
         return f"FuelGenerator({shown})"
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 Generator = FuelGenerator

@@ -82,6 +82,7 @@ class EncodeSpec:
     jpeg_quality: int = 95
     png_level: int = 1
     bilinear: bool = False
+    max_pixels: int | None = None  # None: no cap of fuel's own (Pillow's limit still applies)
 
 
 class ImageError(ValueError):
@@ -93,13 +94,28 @@ def load_pixels(path: str, spec: EncodeSpec) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        img: Any = Image.open(path)
+        img: Any = Image.open(path)  # reads the header only: the size is known before any pixel is decoded
+        if spec.max_pixels is not None and img.size[0] * img.size[1] > spec.max_pixels:
+            w, h = img.size
+            img.close()
+            raise ImageError(
+                f"{path!r} is {w}x{h} = {w * h} pixels, more than max_pixels={spec.max_pixels} (a decompression "
+                "bomb?); pass a larger max_pixels to generate() if the image is genuine"
+            )
         if spec.encode == "JPEG" and img.format == "JPEG" and spec.height and spec.width:
             # draft() lets libjpeg downscale by 2^k in the DCT while keeping at least the target size; the LANCZOS
             # resize then starts from fewer pixels (visually the same result, much less work)
             img.draft(img.mode, (spec.width, spec.height))
         exif = img.info.get("exif")
         img = img.convert("RGB" if spec.channel == 3 else "L")
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own limit (its warning becomes an error under `-W error`); fuel never changes that global
+        raise ImageError(
+            f"{path!r} is larger than Pillow's limit PIL.Image.MAX_IMAGE_PIXELS ({exc}); raise that limit in your "
+            "program if the image is genuine"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path!r} is not a readable image ({exc})") from None
     if spec.height and spec.width and img.size != (spec.width, spec.height):

@@ -1,4 +1,4 @@
-"""Parallel, ordered, bounded-memory encoding of image rows, plus atomic file placement helpers."""
+"""Parallel, ordered, bounded-memory encoding of image rows in packing worker processes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import collections
 import contextlib
 import itertools
 import multiprocessing as mp
-import os
-import re
 import signal
 import sys
 import threading
@@ -33,6 +31,11 @@ def encode_rows(rows: list[tuple[int, Any]], spec: EncodeSpec) -> list[Any]:
                 out.append(encode_image(ref, spec))
         except ImageError as exc:
             return [("error", pos, str(exc))]
+        except Exception as exc:
+            # anything else a codec raises must still name the row and file, and must not end the worker (whose
+            # death the parent could only report as "a worker died")
+            shown = ref if isinstance(ref, str) else ", ".join(ref)
+            return [("error", pos, f"{shown!r} could not be processed ({type(exc).__name__}: {exc})")]
     return out
 
 
@@ -263,58 +266,3 @@ class RowEncoder:
                     f"a packing worker process (pid {proc.pid}) died with exit code {proc.exitcode} "
                     "(killed, e.g. by the out-of-memory killer, or crashed in an image codec); nothing was written"
                 )
-
-
-def family_pattern(dst_path: str) -> re.Pattern[str]:
-    """Names of dst_path, its shards `{stem}_{i}{suffix}`, and their temp files."""
-    base = os.path.basename(dst_path)
-    stem, suffix = os.path.splitext(base)
-    return re.compile(
-        rf"^(?P<final>{re.escape(base)}|{re.escape(stem)}_\d+{re.escape(suffix)})"
-        rf"(?:\.tmp-(?P<pid>\d+)(?:\.blob)?)?$"
-    )
-
-
-def family_files(dst_path: str) -> tuple[list[str], list[tuple[str, int]]]:
-    """(existing final files, [(temp file, pid)]) of dst_path's family."""
-    directory = os.path.dirname(os.path.abspath(dst_path))
-    pattern = family_pattern(dst_path)
-    finals: list[str] = []
-    temps: list[tuple[str, int]] = []
-    try:
-        names = sorted(os.listdir(directory))
-    except FileNotFoundError:
-        return [], []
-    for name in names:
-        m = pattern.match(name)
-        if not m:
-            continue
-        full = os.path.join(directory, name)
-        if m.group("pid"):
-            temps.append((full, int(m.group("pid"))))
-        else:
-            finals.append(full)
-    return finals, temps
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temps(dst_path: str) -> list[str]:
-    """Delete temp files of this family left by dead processes (e.g. a SIGKILLed pack)."""
-    removed = []
-    for path, pid in family_files(dst_path)[1]:
-        if pid != os.getpid() and not pid_alive(pid):
-            try:
-                os.unlink(path)
-                removed.append(path)
-            except FileNotFoundError:
-                pass
-    return removed

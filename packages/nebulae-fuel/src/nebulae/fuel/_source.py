@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ._constants import FRAME_KEY, HDF5_SUFFIXES, META_KEY, NPZ_SUFFIXES, FuelWarning
+from ._constants import FRAME_KEY, META_KEY, FuelWarning
+from ._files import data_set_name, kind_of, open_family
 from ._image import byte2arr
 
 _MEMORY_CACHE_BYTES = 256 << 20
@@ -30,7 +31,11 @@ def _release_vlen(nbytes: int) -> None:
 
 
 def resolve_paths(data_path: Any) -> tuple[list[str], str]:
-    """Return the shard paths and their kind ('hdf5' or 'npz') for Tank's `data_path`."""
+    """Return the shard paths and their kind ('hdf5' or 'npz') for Tank's `data_path`.
+
+    A family's name reads the shards its manifest lists (checked to be one complete run), or, without a manifest,
+    `{stem}_0, {stem}_1, ...`; a manifest path reads its family.
+    """
     if isinstance(data_path, (list, tuple)):
         if not data_path:
             raise ValueError("'data_path' is an empty list; give at least one .hdf5/.h5/.npz file")
@@ -42,25 +47,13 @@ def resolve_paths(data_path: Any) -> tuple[list[str], str]:
     kinds = set()
     out: list[str] = []
     for path in paths:
-        suffix = os.path.splitext(path)[1].lower()
-        if suffix in HDF5_SUFFIXES:
-            kinds.add("hdf5")
-        elif suffix in NPZ_SUFFIXES:
-            kinds.add("npz")
-        else:
-            raise ValueError(f"'data_path' must be an .hdf5, .h5 or .npz file (got {path!r})")
-        if os.path.exists(path):
-            out.append(path)
-            continue
-        stem, suffix = os.path.splitext(path)
-        shards: list[str] = []
-        while os.path.exists(f"{stem}_{len(shards)}{suffix}"):
-            shards.append(f"{stem}_{len(shards)}{suffix}")
-        if not shards:
-            raise FileNotFoundError(
-                f"'data_path' {path!r} does not exist (nor does its first shard {stem}_0{suffix})"
+        kind = kind_of(data_set_name(path))
+        if kind is None:
+            raise ValueError(
+                f"'data_path' must be an .hdf5, .h5 or .npz file, or a family's .manifest.json (got {path!r})"
             )
-        out.extend(shards)
+        kinds.add(kind)
+        out.extend(open_family(path, kind))
     if len(kinds) > 1:
         raise ValueError("'data_path' mixes HDF5 and NPZ files; pack them in one format")
     return out, kinds.pop()

@@ -13,6 +13,7 @@ import numpy as np
 
 from ._constants import FRAME_KEY, META_KEY
 from ._csv import Column
+from ._files import RUN_KEY
 
 
 def part_columns(columns: list[Column], start: int, stop: int) -> list[Column]:
@@ -57,8 +58,15 @@ class ImageLayout:
         self.max_frames = max(nframes) if nframes else 0
 
 
-def _meta(columns: list[Column], is_seq: bool, shard: int, num_shards: int, total: int) -> dict[str, Any]:
-    return {
+def _meta(
+    columns: list[Column], is_seq: bool, shard: int, num_shards: int, total: int, run: str | None = None
+) -> dict[str, Any]:
+    """The metadata every packed file carries (HDF5 root attributes, or the NPZ's metadata entry).
+
+    `run` ties the files of one generate() call together, so that a reader can tell a complete shard family
+    from one left half-replaced by an interrupted run; files without it (older packs) load as before.
+    """
+    meta: dict[str, Any] = {
         "nebulae_format": 1,
         "nebulae_columns": [c.name for c in columns],
         "nebulae_dtypes": [c.dtype for c in columns],
@@ -67,6 +75,9 @@ def _meta(columns: list[Column], is_seq: bool, shard: int, num_shards: int, tota
         "nebulae_num_shards": num_shards,
         "nebulae_total_rows": total,
     }
+    if run is not None:
+        meta[RUN_KEY] = run
+    return meta
 
 
 class HDF5Writer:

@@ -1,0 +1,408 @@
+"""fuel's on-disk layout: shard names, family discovery, temp files, atomic commits and the family manifest."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._constants import HDF5_SUFFIXES, META_KEY, NPZ_SUFFIXES
+
+RUN_KEY = "nebulae_run"
+MANIFEST_SUFFIX = ".manifest.json"
+MANIFEST_FORMAT = "nebulae-fuel-manifest"
+MANIFEST_VERSION = 1
+_RERUN = "rerun generate(..., overwrite=True) to write the data set again"
+
+
+# -- names --------------------------------------------------------------------------------------------------
+
+
+def kind_of(path: str) -> str | None:
+    """'hdf5', 'npz', or None for a path with another suffix."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in HDF5_SUFFIXES:
+        return "hdf5"
+    if suffix in NPZ_SUFFIXES:
+        return "npz"
+    return None
+
+
+def shard_names(path: str, nshard: int) -> list[str]:
+    """The files of a data set at `path`: itself, or the shards `{stem}_{i}{suffix}`."""
+    if nshard == 1:
+        return [path]
+    stem, suffix = os.path.splitext(path)
+    return [f"{stem}_{i}{suffix}" for i in range(nshard)]
+
+
+def manifest_path(path: str) -> str:
+    """The manifest of the shard family named `path` (`train.hdf5` -> `train.hdf5.manifest.json`)."""
+    return path + MANIFEST_SUFFIX
+
+
+def temp_name(final: str) -> str:
+    """This process's temp file for `final`: same directory (so the rename is atomic), pid in the name (so a later
+    run knows whether its writer is still alive)."""
+    return f"{final}.tmp-{os.getpid()}"
+
+
+def same_path(a: str, b: str) -> bool:
+    """Whether two spellings name one file (relative/absolute, `./`, symlinked directories)."""
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def family_pattern(path: str) -> re.Pattern[str]:
+    """Names of `path`, its shards, its manifest, and their temp files (a `.blob` is an NPZ writer's spill)."""
+    base = os.path.basename(path)
+    stem, suffix = os.path.splitext(base)
+    return re.compile(
+        rf"^(?P<final>{re.escape(base)}(?P<manifest>{re.escape(MANIFEST_SUFFIX)})?"
+        rf"|{re.escape(stem)}_\d+{re.escape(suffix)})"
+        rf"(?:\.tmp-(?P<pid>\d+)(?:\.blob)?)?$"
+    )
+
+
+@dataclass
+class Family:
+    """What of a data set's family exists on disk (absolute paths)."""
+
+    files: list[str] = field(default_factory=list)  # the single file and shards, sorted by name
+    manifest: str | None = None
+    temps: list[tuple[str, int]] = field(default_factory=list)  # (temp file, writer pid)
+
+    @property
+    def finals(self) -> list[str]:
+        return [*([self.manifest] if self.manifest else []), *self.files]
+
+
+def family_files(path: str) -> Family:
+    """Scan the directory of `path` for its family."""
+    directory = os.path.dirname(os.path.abspath(path))
+    pattern = family_pattern(path)
+    found = Family()
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return found
+    for name in names:
+        m = pattern.match(name)
+        if not m:
+            continue
+        full = os.path.join(directory, name)
+        if m.group("pid"):
+            found.temps.append((full, int(m.group("pid"))))
+        elif m.group("manifest"):
+            found.manifest = full
+        else:
+            found.files.append(full)
+    return found
+
+
+# -- committing ---------------------------------------------------------------------------------------------
+
+
+def fsync_dir(directory: str) -> None:
+    """Make renames in `directory` durable (best effort: some file systems refuse a directory fsync)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def commit(tmp: str, final: str, sync_dir: bool = True) -> None:
+    """Put the finished temp file `tmp` in place of `final`: flushed to disk first, then one atomic rename."""
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    if sync_dir:
+        fsync_dir(os.path.dirname(os.path.abspath(final)))
+
+
+def discard(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: str) -> list[str]:
+    """Delete temp files of this family left by dead writers (e.g. a SIGKILLed pack)."""
+    removed = []
+    for tmp, pid in family_files(path).temps:
+        if pid != os.getpid() and not pid_alive(pid):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+                removed.append(tmp)
+    return removed
+
+
+# -- run ids and the manifest -------------------------------------------------------------------------------
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def read_run_id(path: str, kind: str) -> str | None:
+    """The run id stored in a packed file, None for files without one (packed before run ids existed).
+
+    Reads only the file's metadata: the HDF5 root attributes, or the NPZ's small metadata entry.
+    """
+    name = os.path.basename(path)
+    try:
+        if kind == "hdf5":
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                value = f.attrs.get(RUN_KEY)
+            if value is None:
+                return None
+            return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        with zipfile.ZipFile(path) as zf:
+            if f"{META_KEY}.npy" not in zf.namelist():
+                return None
+            with zf.open(f"{META_KEY}.npy") as fh:
+                meta = json.loads(str(np.lib.format.read_array(fh, allow_pickle=False).reshape(-1)[0]))
+        run = meta.get(RUN_KEY) if isinstance(meta, dict) else None
+        return str(run) if run is not None else None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(
+            f"{name} is not a readable {kind.upper()} file (truncated or foreign?): {exc}"
+        ) from None
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shard_record(tmp: str, final: str, rows: int) -> dict[str, Any]:
+    """A manifest entry for the finished temp file `tmp` that will be placed at `final`."""
+    return {
+        "file": os.path.basename(final),
+        "rows": rows,
+        "bytes": os.path.getsize(tmp),
+        "sha256": sha256_file(tmp),
+    }
+
+
+def write_manifest(
+    path: str, run: str, columns: list[str], dtypes: list[str], shards: list[dict[str, Any]]
+) -> str:
+    """Atomically write the manifest of the family `path`: the family's commit point."""
+    body = {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "run": run,
+        "columns": columns,
+        "dtypes": dtypes,
+        "rows": sum(int(s["rows"]) for s in shards),
+        "shards": shards,
+    }
+    final = manifest_path(path)
+    tmp = temp_name(final)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(body, fh, indent=1)
+            fh.write("\n")
+        commit(tmp, final)
+    except BaseException:
+        discard(tmp)
+        raise
+    return final
+
+
+def _valid_entry(entry: Any) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    file = entry.get("file")
+    # names only: a manifest never points outside its own directory
+    named = isinstance(file, str) and os.path.basename(file) == file and file not in ("", ".", "..")
+    return named and isinstance(entry.get("bytes"), int) and isinstance(entry.get("rows"), int)
+
+
+def read_manifest(manifest: str) -> dict[str, Any]:
+    """The parsed manifest, checked for shape; a ValueError naming it otherwise."""
+    name = os.path.basename(manifest)
+    try:
+        with open(manifest, encoding="utf-8") as fh:
+            body = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"manifest {name} cannot be read ({exc}); {_RERUN}") from None
+    ok = (
+        isinstance(body, dict)
+        and body.get("format") == MANIFEST_FORMAT
+        and isinstance(body.get("run"), str)
+        and isinstance(body.get("shards"), list)
+        and body["shards"]
+    )
+    ok = ok and all(_valid_entry(entry) for entry in body["shards"])
+    if not ok:
+        raise ValueError(
+            f"manifest {name} is not a nebulae fuel manifest (format {MANIFEST_FORMAT!r}); {_RERUN}"
+        )
+    if body.get("version") != MANIFEST_VERSION:
+        raise ValueError(
+            f"manifest {name} has version {body.get('version')!r}; this nebulae-fuel reads version "
+            f"{MANIFEST_VERSION} (upgrade nebulae-fuel, or {_RERUN})"
+        )
+    return body
+
+
+# -- opening a data set -------------------------------------------------------------------------------------
+
+
+def _manifest_shards(manifest: str, kind: str) -> list[str]:
+    """The shards the manifest lists, after the cheap checks: present, of the listed size, of the listed run."""
+    body = read_manifest(manifest)
+    directory = os.path.dirname(manifest)
+    run = body["run"]
+    paths: list[str] = []
+    bad: list[str] = []
+    for entry in body["shards"]:
+        path = os.path.join(directory, entry["file"])
+        paths.append(path)
+        if not os.path.isfile(path):
+            bad.append(f"{entry['file']} (missing)")
+        elif os.path.getsize(path) != entry["bytes"]:
+            bad.append(f"{entry['file']} ({os.path.getsize(path)} bytes, listed {entry['bytes']})")
+        elif read_run_id(path, kind) != run:
+            bad.append(f"{entry['file']} (written by another run)")
+    if bad:
+        raise ValueError(
+            f"shard family {os.path.basename(manifest)} is incomplete or mixed, e.g. a pack was interrupted: "
+            f"{'; '.join(bad)}; {_RERUN}"
+        )
+    return paths
+
+
+def _discover_shards(path: str, kind: str) -> list[str]:
+    """A family without a manifest: `{stem}_0`, `{stem}_1`, ... while they exist, all from one run."""
+    stem, suffix = os.path.splitext(path)
+    shards: list[str] = []
+    while os.path.exists(f"{stem}_{len(shards)}{suffix}"):
+        shards.append(f"{stem}_{len(shards)}{suffix}")
+    if not shards:
+        raise FileNotFoundError(
+            f"'data_path' {path!r} does not exist (nor does its first shard {stem}_0{suffix})"
+        )
+    if len(shards) > 1:
+        runs = {s: read_run_id(s, kind) for s in shards}
+        if len(set(runs.values())) > 1:
+            # files of the original Nebulae carry no run id and keep loading; a mix of runs (or of run ids and none)
+            # is what an interrupted replacement leaves behind
+            groups: dict[str | None, list[str]] = {}
+            for s, run in runs.items():
+                groups.setdefault(run, []).append(os.path.basename(s))
+            shown = " vs ".join(", ".join(names) for names in groups.values())
+            raise ValueError(
+                f"shards of {os.path.basename(path)} come from different packing runs ({shown}) and no manifest "
+                f"{os.path.basename(manifest_path(path))} says which belong together; {_RERUN}"
+            )
+    return shards
+
+
+def open_family(path: str, kind: str) -> list[str]:
+    """The files of the data set named `path` (a file, a family's name, or its manifest), checked as one run.
+
+    An existing file of that name is the data set; else its family's manifest, when there is one, lists exactly the
+    shards to read; else the shards are found by name.
+    """
+    if path.endswith(MANIFEST_SUFFIX):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"'data_path' manifest {path!r} does not exist")
+        return _manifest_shards(path, kind)
+    if os.path.exists(path):
+        return [path]
+    manifest = manifest_path(path)
+    if os.path.isfile(manifest):
+        return _manifest_shards(manifest, kind)
+    return _discover_shards(path, kind)
+
+
+def data_set_name(path: str) -> str:
+    """The name a data set path refers to (a manifest path stands for its family's name)."""
+    return path[: -len(MANIFEST_SUFFIX)] if path.endswith(MANIFEST_SUFFIX) else path
+
+
+def verify(path: str) -> list[str]:
+    """Check every shard of the family `path` against its manifest's sha256 (reads every byte).
+
+    Returns:
+        The checked shard paths.
+
+    Raises:
+        ValueError: a shard is missing, changed, or from another run; or there is no manifest.
+    """
+    name = data_set_name(path)
+    manifest = manifest_path(name)
+    if not os.path.isfile(manifest):
+        raise ValueError(
+            f"{os.path.basename(name)} has no manifest {os.path.basename(manifest)} to verify against"
+        )
+    kind = kind_of(name) or "hdf5"
+    paths = _manifest_shards(manifest, kind)
+    body = read_manifest(manifest)
+    bad = [
+        entry["file"]
+        for p, entry in zip(paths, body["shards"], strict=True)
+        if sha256_file(p) != entry.get("sha256")
+    ]
+    if bad:
+        raise ValueError(
+            f"shard(s) {', '.join(bad)} of {os.path.basename(manifest)} do not match their sha256 (changed on disk); "
+            f"{_RERUN}"
+        )
+    return paths
+
+
+def refresh_manifest_entry(path: str, added: str | None = None, removed: str | None = None) -> None:
+    """After fill()/deduct() rewrote the shard `path` in place, update its size and checksum (and the column
+    added or removed) in its family's manifest, if it belongs to one (a shard keeps its run id through an edit)."""
+    m = re.match(r"^(?P<stem>.*)_\d+(?P<suffix>\.[^.]+)$", os.path.basename(path))
+    if not m:
+        return
+    manifest = os.path.join(os.path.dirname(os.path.abspath(path)), m["stem"] + m["suffix"] + MANIFEST_SUFFIX)
+    if not os.path.isfile(manifest):
+        return
+    body = read_manifest(manifest)
+    name = os.path.basename(path)
+    entries = [e for e in body["shards"] if e["file"] == name]
+    if not entries:
+        return
+    for entry in entries:
+        entry.update(bytes=os.path.getsize(path), sha256=sha256_file(path))
+    columns, dtypes = list(body.get("columns", [])), list(body.get("dtypes", []))
+    if removed in columns and len(dtypes) == len(columns):
+        del dtypes[columns.index(removed)]
+        columns.remove(removed)
+    if added is not None and added not in columns and len(dtypes) == len(columns):
+        columns.append(added)
+        dtypes.append("")  # fill() stores whatever array it is given: no CSV dtype
+    write_manifest(data_set_name(manifest), body["run"], columns, dtypes, body["shards"])
