@@ -1,4 +1,4 @@
-"""Command line: `python -m nebulae.fuel pack ...` and `python -m nebulae.fuel info FILE`."""
+"""Command line: `python -m nebulae.fuel pack ...`, `... info FILE` and `... verify FAMILY`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ._constants import Quality
+from ._files import verify
 from ._generator import FuelGenerator
 from ._info import format_info, info
 
@@ -34,11 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     pack.add_argument(
         "--quality", default=None, choices=[q.name for q in Quality], help="preset overriding --encode"
     )
+    pack.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse source images with more pixels (default: Pillow's limit)",
+    )
     pack.add_argument("--overwrite", action="store_true", help="replace an existing output")
     pack.add_argument("--nworker", type=int, default=None, help="encoding processes (default: all cores)")
     pack.add_argument("--quiet", action="store_true", help="no progress bar")
     show = sub.add_parser("info", help="describe a packed file")
     show.add_argument("file", help=".hdf5/.h5/.npz file (or the shard family's name)")
+    check = sub.add_parser("verify", help="check a shard family's files against its manifest's sha256")
+    check.add_argument("family", help="the family's name (e.g. train.hdf5) or its .manifest.json")
     return parser
 
 
@@ -47,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "info":
             print(format_info(info(args.file)))
+            return 0
+        if args.command == "verify":
+            checked = verify(args.family)
+            print(f"ok: {len(checked)} shard(s) match their manifest")
             return 0
         delimiter = "\t" if args.delimiter in ("tab", "\\t") else args.delimiter
         fg = FuelGenerator(
@@ -67,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             args.shards,
             args.keep_exif,
             quality=Quality[args.quality] if args.quality else None,
+            max_pixels=args.max_pixels,
             overwrite=args.overwrite,
             nworker=args.nworker,
             verbose=not args.quiet,

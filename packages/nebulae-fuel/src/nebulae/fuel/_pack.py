@@ -34,7 +34,7 @@ def encode_rows(rows: list[tuple[int, Any]], spec: EncodeSpec) -> list[Any]:
         except Exception as exc:
             # anything else a codec raises must still name the row and file, and must not end the worker (whose
             # death the parent could only report as "a worker died")
-            shown = ref if isinstance(ref, str) else ", ".join(ref)
+            shown = ", ".join(map(str, ref)) if isinstance(ref, list) else str(ref)
             return [("error", pos, f"{shown!r} could not be processed ({type(exc).__name__}: {exc})")]
     return out
 
