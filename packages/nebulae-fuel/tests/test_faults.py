@@ -52,7 +52,7 @@ CHILD = textwrap.dedent(
             todo += kids
         return found
 
-    func, match, nth, file_dir, dst, shards, pids = sys.argv[1:8]
+    func, match, nth, file_dir, dst, shards, pids, sig = sys.argv[1:9]
     real = getattr(os, func)
     calls = []
 
@@ -63,7 +63,7 @@ CHILD = textwrap.dedent(
             if len(calls) == int(nth):
                 with open(pids, "w") as fh:
                     fh.write(" ".join(map(str, descendants())))
-                os.kill(os.getpid(), signal.SIGKILL)
+                os.kill(os.getpid(), getattr(signal, sig))
         return real(*args, **kwargs)
 
     setattr(os, func, killing)
@@ -103,13 +103,16 @@ linux_only = pytest.mark.skipif(
 )
 
 
-def killed_pack(tmp_path, func, match, nth, file_dir, dst, shards) -> None:
+def killed_pack(tmp_path, func, match, nth, file_dir, dst, shards, sig="SIGKILL") -> None:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     pids = tmp_path / "pids.txt"
-    args = [func, match, str(nth), str(file_dir), str(dst), str(shards), str(pids)]
+    args = [func, match, str(nth), str(file_dir), str(dst), str(shards), str(pids), sig]
     res = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
-    assert res.returncode == -signal.SIGKILL, res.stderr  # it died where it was told to
+    # it died where it was told to: generate() turns SIGTERM into exit code 143 and SIGINT into KeyboardInterrupt,
+    # which Python ends by SIGINT
+    want = {"SIGKILL": -signal.SIGKILL, "SIGTERM": 143, "SIGINT": -signal.SIGINT}[sig]
+    assert res.returncode == want, res.stderr
     started = [int(p) for p in pids.read_text().split()]
     assert started  # the fork server at least: the check below is not vacuous
     for pid in started:  # they notice that their parent is gone and exit
@@ -208,6 +211,16 @@ def test_kill_around_the_commit_reads_one_whole_data_set(
     assert os.path.exists(tmp_path / "out" / match) or func == "replace"  # killed right before that removal
     assert labels(dst) == (list(range(1000, 1020)) if reads == "new" else list(range(30)))
     check_next_run(tmp_path, new, dst)
+
+
+@linux_only
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_between_shard_renames_waits_for_the_commit(tmp_path, sets, dst, sig):
+    old, new = sets
+    pack(old, dst, 3)
+    killed_pack(tmp_path, "replace", "t_1.hdf5", 1, new, dst, 2, sig)
+    assert labels(dst) == list(range(1000, 1020))  # the family was committed before the signal was acted on
+    assert sorted(os.listdir(tmp_path / "out")) == ["t.hdf5.manifest.json", "t_0.hdf5", "t_1.hdf5"]
 
 
 # -- hostile inputs -----------------------------------------------------------------------------------------

@@ -36,12 +36,15 @@ def kind_of(path: str) -> str | None:
     return None
 
 
-def shard_names(path: str, nshard: int) -> list[str]:
-    """The files of a data set at `path`: itself, or the shards `{stem}_{i}{suffix}`."""
-    if nshard == 1:
-        return [path]
+def shard_name(path: str, index: int) -> str:
+    """Shard `index` of the family named `path`: `{stem}_{index}{suffix}`."""
     stem, suffix = os.path.splitext(path)
-    return [f"{stem}_{i}{suffix}" for i in range(nshard)]
+    return f"{stem}_{index}{suffix}"
+
+
+def shard_names(path: str, nshard: int) -> list[str]:
+    """The files of a data set at `path`: itself, or its shards."""
+    return [path] if nshard == 1 else [shard_name(path, i) for i in range(nshard)]
 
 
 def manifest_path(path: str) -> str:
@@ -304,13 +307,12 @@ def _manifest_shards(manifest: str, kind: str) -> list[str]:
 
 def _discover_shards(path: str, kind: str) -> list[str]:
     """A family without a manifest: `{stem}_0`, `{stem}_1`, ... while they exist, all from one run."""
-    stem, suffix = os.path.splitext(path)
     shards: list[str] = []
-    while os.path.exists(f"{stem}_{len(shards)}{suffix}"):
-        shards.append(f"{stem}_{len(shards)}{suffix}")
+    while os.path.exists(shard_name(path, len(shards))):
+        shards.append(shard_name(path, len(shards)))
     if not shards:
         raise FileNotFoundError(
-            f"'data_path' {path!r} does not exist (nor does its first shard {stem}_0{suffix})"
+            f"'data_path' {path!r} does not exist (nor does its first shard {shard_name(path, 0)})"
         )
     if len(shards) > 1:
         runs = {s: read_run_id(s, kind) for s in shards}
