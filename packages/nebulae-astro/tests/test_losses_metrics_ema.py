@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -81,19 +82,92 @@ def test_accuracy_hand_computed() -> None:
         dock.AccCls(False, False)(scores, torch.tensor([1]))
 
 
-def test_psnr_and_ssim_hand_computed() -> None:
+def test_psnr_hand_computed() -> None:
     x = torch.zeros(1, 1, 2, 2)
     y = torch.tensor([[[[0.0, 0.0, 0.0, 2.0]]]]).view(1, 1, 2, 2)  # MSE = 1
     assert dock.PSNR(10.0)(x, y).item() == pytest.approx(20.0, abs=1e-4)
-    img = torch.rand(2, 3, 4, 4)
+
+
+def _skimage_pairs() -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Photographs shipped with scikit-image, each against a noisy and a blurred copy (crops keep it quick)."""
+    from skimage import data
+    from skimage.filters import gaussian
+
+    rng = np.random.default_rng(18)
+    pairs = []
+    for name in ("camera", "astronaut", "coffee"):
+        img = getattr(data, name)()[:96, :120].astype(np.float64)
+        noisy = np.clip(img + rng.normal(0.0, 20.0, img.shape), 0.0, 255.0)
+        blurred = gaussian(img, sigma=2.0, channel_axis=-1 if img.ndim == 3 else None, preserve_range=True)
+        pairs += [(f"{name}+noise", img, noisy), (f"{name}+blur", img, blurred)]
+    return pairs
+
+
+def _nchw(img: np.ndarray) -> torch.Tensor:
+    t = torch.from_numpy(img)
+    return t[None, None] if t.dim() == 2 else t.permute(2, 0, 1)[None]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_ssim_matches_scikit_image_on_photographs(dtype: torch.dtype) -> None:
+    from skimage.metrics import structural_similarity
+
+    for name, ref_img, other in _skimage_pairs():
+        want = structural_similarity(
+            ref_img,
+            other,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=255.0,
+            channel_axis=-1 if ref_img.ndim == 3 else None,
+        )
+        got = dock.SSIM(255.0)(_nchw(ref_img).to(dtype), _nchw(other).to(dtype)).item()
+        assert got == pytest.approx(want, abs=1e-4), name
+        scaled = dock.SSIM(1.0)(_nchw(ref_img / 255).to(dtype), _nchw(other / 255).to(dtype)).item()
+        assert scaled == pytest.approx(want, abs=1e-4), name
+
+
+def test_ssim_averages_samples_and_is_one_for_identical_images() -> None:
+    torch.manual_seed(0)
+    img = torch.rand(2, 3, 16, 16)
     assert dock.SSIM(1.0)(img, img).item() == pytest.approx(1.0, abs=1e-5)
-    a = torch.tensor([0.0, 1.0, 0.0, 1.0]).view(1, 1, 2, 2)
-    # b = 1 − a: same mean (0.5) and variance (0.25), covariance −0.25
-    s = dock.SSIM(1.0)(a, 1 - a).item()
-    c2, c3 = 9e-4, 4.5e-4
-    assert s == pytest.approx(1.0 * (0.5 + c2) / (0.5 + c2) * (-0.25 + c3) / (0.25 + c3), abs=1e-5)
+    other = img.flip(0)
+    both = dock.SSIM(1.0)(img, other).item()
+    each = [dock.SSIM(1.0)(img[i : i + 1], other[i : i + 1]).item() for i in range(2)]
+    assert both == pytest.approx(sum(each) / 2, abs=1e-6)
+
+
+def test_ssim_structure_constant_is_used_as_given() -> None:
+    # one window position (11×11) and y = 1 − x: μy = 1 − μx, σy = σx, σxy = −σx², so c = 1 and
+    # SSIM = l·(c3 − σx²)/(c3 + σx²) with Gaussian-weighted μx, σx²
+    torch.manual_seed(1)
+    x = torch.rand(1, 1, 11, 11, dtype=torch.float64)
+    taps = torch.exp(-0.5 * (torch.arange(-5, 6, dtype=torch.float64) / 1.5) ** 2)
+    weights = torch.outer(taps, taps) / taps.sum() ** 2
+    mu = (weights * x[0, 0]).sum()
+    var = (weights * (x[0, 0] - mu) ** 2).sum()
+    c1, c3 = 1e-4, 0.05
+    lum = (2 * mu * (1 - mu) + c1) / (mu**2 + (1 - mu) ** 2 + c1)
+    want = lum * (c3 - var) / (c3 + var)
+    assert dock.SSIM(1.0, eps3=c3)(x, 1 - x).item() == pytest.approx(want.item(), abs=1e-9)
+
+
+def test_ssim_gradient_is_finite_on_flat_images() -> None:
+    x = torch.full((1, 1, 12, 12), 0.5, requires_grad=True)
+    loss = 1 - dock.SSIM(1.0)(x, torch.full((1, 1, 12, 12), 0.5))
+    loss.backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_ssim_rejects_mismatched_or_too_small_images() -> None:
+    img = torch.rand(2, 3, 16, 16)
     with pytest.raises(ValueError, match="SSIM"):
         dock.SSIM(1.0)(img, img[:1])
+    with pytest.raises(ValueError, match="at least 11"):
+        dock.SSIM(1.0)(img[..., :10], img[..., :10])
+    with pytest.raises(ValueError, match="'peak'"):
+        dock.SSIM(0.0)
 
 
 def test_ema_update_on_off_and_forwarding() -> None:

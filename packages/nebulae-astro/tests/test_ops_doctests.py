@@ -14,6 +14,7 @@ MODULES = [
     "nebulae.astro._graph",
     "nebulae.astro._recurrent",
     "nebulae.astro._attention",
+    "nebulae.astro._metric",
     "nebulae.astro.hangar._gan",
     "nebulae.astro.hangar._vae",
 ]

@@ -145,6 +145,68 @@ def test_gradients_are_clipped_before_each_step() -> None:
     assert w.tolist() == pytest.approx([-0.25, 0.1])
 
 
+def _two_params() -> tuple[nn.Module, nn.Parameter, nn.Parameter]:
+    holder = nn.Module()
+    holder.a = nn.Parameter(torch.zeros(2))
+    holder.b = nn.Parameter(torch.zeros(2))
+    return holder, holder.a, holder.b
+
+
+def test_grad_norm_limit_rescales_all_gradients_together() -> None:
+    holder, a, b = _two_params()
+    optz = dock.Momentum(holder, 1.0, mmnt=0.0, grad_norm_limit=1.0)
+    assert optz.last_grad_norm is None
+    # gradients (3, 0) and (0, 4): global norm 5, so both shrink by 1/5 and keep their direction
+    optz((a * torch.tensor([3.0, 0.0])).sum() + (b * torch.tensor([0.0, 4.0])).sum())
+    assert a.tolist() == pytest.approx([-0.6, 0.0])
+    assert b.tolist() == pytest.approx([0.0, -0.8])
+    assert optz.last_grad_norm == pytest.approx(5.0)
+    # under the limit nothing changes
+    optz((a * torch.tensor([0.3, 0.0])).sum() + (b * torch.tensor([0.0, 0.4])).sum())
+    assert a.tolist() == pytest.approx([-0.9, 0.0])
+    assert b.tolist() == pytest.approx([0.0, -1.2])
+
+
+def test_value_and_norm_clipping_differ_and_apply_in_that_order() -> None:
+    grads = (torch.tensor([3.0, 0.5]), torch.tensor([0.0, 4.0]))
+    steps = {}
+    for kwargs in (
+        {"grad_limit": 1.0},
+        {"grad_norm_limit": 1.0},
+        {"grad_limit": 1.0, "grad_norm_limit": 1.0},
+    ):
+        holder, a, b = _two_params()
+        optz = dock.Momentum(holder, 1.0, mmnt=0.0, **kwargs)
+        optz((a * grads[0]).sum() + (b * grads[1]).sum())
+        steps[tuple(kwargs)] = torch.cat([a, b]).detach().neg()
+    assert steps[("grad_limit",)].tolist() == pytest.approx([1.0, 0.5, 0.0, 1.0])
+    by_norm = torch.cat(grads) / torch.cat(grads).norm()
+    assert steps[("grad_norm_limit",)].tolist() == pytest.approx(by_norm.tolist())
+    clamped = torch.tensor([1.0, 0.5, 0.0, 1.0])
+    both = steps[("grad_limit", "grad_norm_limit")]
+    assert both.tolist() == pytest.approx((clamped / clamped.norm()).tolist())
+
+
+def test_grad_norm_limit_matches_torch_clip_grad_norm() -> None:
+    a, b = make_net(), make_net()
+    optz = dock.Adam(a, 0.05, grad_norm_limit=0.1)
+    ref = torch.optim.Adam(list(b.parameters()), 0.05)
+    for step in range(3):
+        optz(loss_of(a, batch(step)))
+        ref.zero_grad()
+        loss_of(b, batch(step)).backward()
+        nn.utils.clip_grad_norm_(b.parameters(), 0.1)
+        ref.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.allclose(pa, pb, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["grad_limit", "grad_norm_limit"])
+def test_clipping_limits_must_be_numbers(name: str) -> None:
+    with pytest.raises(TypeError, match=name):
+        dock.Adam(make_net(), 0.01, **{name: "1.0"})
+
+
 def test_warmup_then_schedule_follow_their_formulas() -> None:
     net = make_net()
     optz = dock.Momentum(net, 0.8, warmup=4, lr_decay=dock.StepLR(2, 0.5))

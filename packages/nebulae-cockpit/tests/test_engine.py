@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -288,3 +289,33 @@ def test_real_gpu_engine_sets_visible_devices_before_cuda_starts(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == "ok"
+
+
+# Windows has no fcntl: cockpit still imports there and GPUs are used unleased, with a warning.
+
+
+def test_cockpit_imports_where_fcntl_does_not_exist():
+    code = (
+        "import sys; sys.modules['fcntl'] = None  # what `import fcntl` meets on Windows\n"
+        "import nebulae.cockpit\n"
+        "from nebulae.cockpit import _lease\n"
+        "print(_lease.AVAILABLE, _lease.try_lease('GPU-x'), _lease.holder_pid('GPU-x'), _lease._held)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False (True, None) None {}"
+
+
+def test_engine_without_flock_warns_and_uses_the_gpu_unleased(hold_lease, monkeypatch):
+    hold_lease(UUID.format(0))  # another job's lease, which a platform without flock cannot see
+    monkeypatch.setattr(_lease, "AVAILABLE", False)
+    with fake_nvml([FakeGPU(name="Fake 0", free_mib=9000, total_mib=40000)]):
+        with pytest.warns(CockpitWarning) as record:  # CPU-only torch also warns about the CUDA count
+            engine = Engine(GPU, verbose=False)
+        assert any("GPU leases need fcntl.flock" in str(w.message) for w in record)
+        assert [g.index for g in engine.gpus] == [0]
+        assert _lease._held == {}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            Engine(GPU, verbose=False, lease=False)
+        assert not [w for w in caught if "flock" in str(w.message)]

@@ -1,8 +1,9 @@
-"""Metrics: classification accuracy, PSNR and (global) SSIM."""
+"""Metrics: classification accuracy, PSNR and windowed SSIM."""
 
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
 
 from ._craft import Craft
 
@@ -60,12 +61,37 @@ class PSNR(Craft):
 
 
 class SSIM(Craft):
-    """Global (non-windowed) SSIM over C×H×W, averaged over the batch.
+    """Windowed SSIM of Wang et al. (2004), averaged over channels, window positions and the batch.
 
-    Per sample, with means μ, standard deviations σ and covariance σxy:
-    ``l = (2μxμy + c1)/(μx² + μy² + c1)``, ``c = (2σxσy + c2)/(σx² + σy² + c2)``,
-    ``s = (σxy + c3)/(σxσy + c3)``, ``ci = eps_i · peak²``; SSIM = l·c·s.
+    The convention is scikit-image's ``structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=peak, channel_axis=0)`` per sample: local means, variances and
+    the covariance are Gaussian-weighted averages (σ = 1.5, an 11×11 window, weights summing to 1,
+    population statistics); the SSIM map is kept where the whole window fits inside the image (no
+    padding) and averaged over its C×(H−10)×(W−10) positions, then over the batch.
+
+    At each position, ``l = (2μxμy + c1)/(μx² + μy² + c1)``, ``c = (2σxσy + c2)/(σx² + σy² + c2)``,
+    ``s = (σxy + c3)/(σxσy + c3)`` with ``ci = eps_i · peak²``, and SSIM = l·c·s. The defaults are the
+    paper's K1 = 0.01, K2 = 0.03 and c3 = c2/2, for which l·c·s is the usual two-term formula.
+
+    Args:
+        peak: the data range (1.0 for images in [0, 1], 255 for 8-bit values).
+        eps1: luminance constant, as a fraction of ``peak²``.
+        eps2: contrast constant, as a fraction of ``peak²``.
+        eps3: structure constant, as a fraction of ``peak²``.
+        scope: the craft's name.
+
+    Raises:
+        ValueError: ``peak`` is not > 0, or the inputs are not two N×C×H×W tensors of one shape with
+            H and W of at least 11.
+
+    Example:
+        >>> img = torch.rand(2, 3, 16, 16)
+        >>> round(SSIM(1.0)(img, img).item(), 6)
+        1.0
     """
+
+    window = 11
+    sigma = 1.5
 
     def __init__(
         self, peak: float, eps1: float = 1e-4, eps2: float = 9e-4, eps3: float = 4.5e-4, scope: str = "SSIM"
@@ -75,17 +101,37 @@ class SSIM(Craft):
             raise ValueError(f"{scope}: 'peak' must be > 0 (got {peak!r})")
         self.c1, self.c2, self.c3 = (e * peak**2 for e in (eps1, eps2, eps3))
 
+    def _local_mean(self, t: torch.Tensor) -> torch.Tensor:
+        # a separable Gaussian, each channel on its own; 'valid' positions only, so no padding rule matters
+        half = self.window // 2
+        offsets = torch.arange(-half, half + 1, dtype=t.dtype, device=t.device)
+        taps = torch.exp(-0.5 * (offsets / self.sigma) ** 2)
+        taps = taps / taps.sum()
+        chs = t.shape[1]
+        t = F.conv2d(t, taps.view(1, 1, -1, 1).expand(chs, 1, -1, 1), groups=chs)
+        return F.conv2d(t, taps.view(1, 1, 1, -1).expand(chs, 1, 1, -1), groups=chs)
+
     def run(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.shape != y.shape or x.dim() != 4:
             raise ValueError(
                 f"{self.scope} (SSIM): expected two N×C×H×W tensors of one shape (got {tuple(x.shape)} and {tuple(y.shape)})"
             )
-        x, y = x.flatten(1).float(), y.flatten(1).float()
-        mx, my = x.mean(1), y.mean(1)
-        vx, vy = x.var(1, unbiased=False), y.var(1, unbiased=False)
-        cov = ((x - mx[:, None]) * (y - my[:, None])).mean(1)
-        sx, sy = vx.sqrt(), vy.sqrt()
+        if min(x.shape[2:]) < self.window:
+            raise ValueError(
+                f"{self.scope} (SSIM): H and W must be at least {self.window}, the Gaussian window's size "
+                f"(got {tuple(x.shape)}); upsample small images or compare them with PSNR"
+            )
+        # half precision loses the small variances; float64 inputs keep float64
+        dtype = x.dtype if x.dtype == torch.float64 else torch.float32
+        x, y = x.to(dtype), y.to(dtype)
+        mx, my = self._local_mean(x), self._local_mean(y)
+        vx = self._local_mean(x * x) - mx * mx
+        vy = self._local_mean(y * y) - my * my
+        cov = self._local_mean(x * y) - mx * my
+        # σxσy from the product of the variances: rounding can make a flat window's variance a hair below 0,
+        # and the clamp keeps sqrt's gradient finite there
+        sxsy = (vx * vy).clamp_min(1e-30).sqrt()
         lum = (2 * mx * my + self.c1) / (mx**2 + my**2 + self.c1)
-        con = (2 * sx * sy + self.c2) / (vx + vy + self.c2)
-        struct = (cov + self.c3) / (sx * sy + self.c3)
+        con = (2 * sxsy + self.c2) / (vx + vy + self.c2)
+        struct = (cov + self.c3) / (sxsy + self.c3)
         return (lum * con * struct).mean()

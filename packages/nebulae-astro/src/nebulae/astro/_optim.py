@@ -57,10 +57,20 @@ def collect_params(hull: nn.Module, update_scope: str | Sequence[str] | None) ->
 class Optimizer(Craft):
     """Base of the optimizer crafts; ``optz(loss)`` runs one training update.
 
-    Each call back-propagates ``loss / grad_accum``. Every ``grad_accum``-th call clips the gradients to
-    ``±grad_limit`` (when > 0), steps, zeroes the gradients and moves the lr along warm-up and schedule:
+    Each call back-propagates ``loss / grad_accum``. Every ``grad_accum``-th call clips the gradients
+    (see below), steps, zeroes the gradients and moves the lr along warm-up and schedule:
     step ``t`` (from 0) runs at ``lr0·(t+1)/warmup`` while ``t < warmup``, then at
     ``lr0·lr_decay.multiplier(t − warmup, lr0)``.
+
+    Two clippings, both off by default and applied in this order when both are set (after unscaling under
+    ``mixp``):
+
+    - ``grad_limit`` clips by value: every gradient entry is clamped to ``[-grad_limit, grad_limit]``
+      (``torch.nn.utils.clip_grad_value_``); the direction of the gradient may change.
+    - ``grad_norm_limit`` clips by global norm: when the L2 norm of all trained gradients taken together
+      exceeds it, they are all scaled down by one factor so that it equals ``grad_norm_limit``
+      (``torch.nn.utils.clip_grad_norm_``, what most training loops mean by "gradient clipping"); the
+      direction is kept. The norm before clipping of the last step is in ``optz.last_grad_norm``.
 
     Args:
         hull: the craft (or torch module) whose parameters are trained.
@@ -69,7 +79,9 @@ class Optimizer(Craft):
         lr_decay: a schedule (``StepLR``, ``PolyLR``, ``CosLR``, ``ExpLR``, ``WavyLR``), a callable
             ``t → multiplier``, or None for a constant lr.
         warmup: number of warm-up optimizer steps.
-        grad_limit: clip each gradient entry to ``±grad_limit`` when > 0.
+        grad_limit: clip by value: clamp each gradient entry to ``±grad_limit`` when > 0.
+        grad_norm_limit: clip by global norm: rescale all gradients so that their joint L2 norm is at most
+            ``grad_norm_limit`` when > 0.
         grad_accum: number of calls whose gradients are accumulated per optimizer step.
         update_scope: a ``/`` path (or a list of them) of the sub-crafts to train; None trains all.
         mixp: scale the loss with a ``torch.amp.GradScaler`` (for float16 ``Craft.mixp``).
@@ -85,6 +97,7 @@ class Optimizer(Craft):
         lr_decay: Schedule | Callable[[int], float] | None = None,
         warmup: int = 0,
         grad_limit: float = -1,
+        grad_norm_limit: float = -1,
         grad_accum: int = 1,
         update_scope: str | Sequence[str] | None = None,
         mixp: bool = False,
@@ -99,6 +112,11 @@ class Optimizer(Craft):
             raise ValueError(f"{scope}: 'wd' must be >= 0 (got {wd!r})")
         if not isinstance(warmup, int) or warmup < 0:
             raise ValueError(f"{scope}: 'warmup' must be an int >= 0 (got {warmup!r})")
+        for name, limit in (("grad_limit", grad_limit), ("grad_norm_limit", grad_norm_limit)):
+            if isinstance(limit, bool) or not isinstance(limit, (int, float)):
+                raise TypeError(
+                    f"{scope}: {name!r} must be a number (> 0 to clip, <= 0 for no clipping) (got {limit!r})"
+                )
         if not isinstance(grad_accum, int) or grad_accum < 1:
             raise ValueError(f"{scope}: 'grad_accum' must be a positive int (got {grad_accum!r})")
         if lr_decay is not None and not callable(lr_decay) and not isinstance(lr_decay, Schedule):
@@ -108,6 +126,8 @@ class Optimizer(Craft):
         self.__dict__["hull"] = hull
         self.lr0, self.wd, self.lr_decay, self.warmup = float(lr), float(wd), lr_decay, warmup
         self.grad_limit, self.grad_accum, self.use_scaler = float(grad_limit), grad_accum, bool(mixp)
+        self.grad_norm_limit = float(grad_norm_limit)
+        self._grad_norm: torch.Tensor | None = None
         self.optimizer = self._build(self.params)
         self.step_count, self.call_count = 0, 0
         self.scaler: Any = None
@@ -138,6 +158,11 @@ class Optimizer(Craft):
         """The current learning rate of the first parameter group."""
         return float(self.optimizer.param_groups[0]["lr"])
 
+    @property
+    def last_grad_norm(self) -> float | None:
+        """The global L2 gradient norm, before clipping, of the last step clipped by ``grad_norm_limit``."""
+        return None if self._grad_norm is None else float(self._grad_norm)
+
     # -- update --------------------------------------------------------------------------------------------
     def _get_scaler(self) -> Any:
         if self.scaler is None:
@@ -165,6 +190,9 @@ class Optimizer(Craft):
             scaler.unscale_(self.optimizer)
         if self.grad_limit > 0:
             nn.utils.clip_grad_value_(self.params, self.grad_limit)
+        if self.grad_norm_limit > 0:
+            # kept as a tensor: reading it as a float would wait for the GPU on every step
+            self._grad_norm = nn.utils.clip_grad_norm_(self.params, self.grad_norm_limit)
         if scaler is not None:
             scaler.step(self.optimizer)
             scaler.update()

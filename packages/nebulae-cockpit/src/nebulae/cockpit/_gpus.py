@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from . import _lease
+from ._warnings import CockpitWarning
 
 __all__ = ["GpuShortage", "list_gpus", "parse_ids", "select_gpus", "visible_filter"]
 
@@ -110,6 +112,14 @@ def select_gpus(
         GpuShortage: fewer than ``n`` GPUs qualify, or an explicit id is held by another process.
         ValueError: an explicit id that NVML does not know.
     """
+    if lease and not _lease.AVAILABLE:
+        warnings.warn(
+            "GPU leases need fcntl.flock (Linux, macOS), which this platform lacks: the GPUs are used without "
+            "a lease, so another job may pick the same GPU; pass lease=False to silence this warning",
+            CockpitWarning,
+            stacklevel=2,
+        )
+        lease = False
     seen = list_gpus() if gpus is None else list(gpus)
     if ids:
         by_index = {gpu.index: gpu for gpu in seen}

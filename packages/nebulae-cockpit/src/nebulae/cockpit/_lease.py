@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import tempfile
 import threading
 
-__all__ = ["holder_pid", "holds", "lease_path", "release", "try_lease"]
+try:
+    import fcntl
+except ImportError:  # Windows has no flock: the package still imports, and leasing is off there
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["AVAILABLE", "holder_pid", "holds", "lease_path", "release", "try_lease"]
+
+# Whether this platform can lease GPUs (Linux, macOS). Where it cannot, callers use GPUs unleased and say so.
+AVAILABLE = fcntl is not None
 
 # uuid -> file descriptor holding the lock. The kernel drops a lock when its holder exits,
 # even by SIGKILL, so nothing has to be cleaned up on exit.
@@ -37,6 +44,8 @@ def holds(uuid: str) -> bool:
 
 def holder_pid(uuid: str) -> int | None:
     """Return the pid written by the current holder of ``uuid``'s lease (None if unknown or free)."""
+    if not AVAILABLE:
+        return None
     try:
         fd = os.open(lease_path(uuid), os.O_RDONLY)
     except OSError:
@@ -53,7 +62,10 @@ def try_lease(uuid: str) -> tuple[bool, int | None]:
     Returns:
         ``(True, None)`` when this process now holds the lease (or already did), else
         ``(False, pid)`` with the holder's pid (None when unknown, e.g. an unreadable lock file).
+        Without flock (``AVAILABLE`` is False) always ``(True, None)``, holding nothing.
     """
+    if not AVAILABLE:
+        return True, None
     with _lock:
         if uuid in _held:
             return True, None

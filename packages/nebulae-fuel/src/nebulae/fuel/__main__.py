@@ -1,18 +1,28 @@
-"""Command line: `python -m nebulae.fuel pack ...`, `... info FILE` and `... verify FAMILY`."""
+"""Command line: `nebulae-fuel pack ...`, `nebulae-fuel info FILE` and `nebulae-fuel verify FAMILY` (or
+`python -m nebulae.fuel ...`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from ._cli import in_flags, prog_name
 from ._constants import Quality
 from ._files import verify
-from ._generator import FuelGenerator
+from ._generator import _DEFAULTS, FuelGenerator
 from ._info import format_info, info
+
+# per command, the library's names for what the user gives under another name (a keyword alias, the
+# info function's argument for the FILE positional)
+_ALIASES = {
+    "pack": {"nshard": "--shards"},
+    "info": {"data_path": "FILE"},
+    "verify": {"path": "FAMILY"},
+}
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nebulae.fuel", description=__doc__)
+    parser = argparse.ArgumentParser(prog=prog_name("nebulae.fuel", "nebulae-fuel"), description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     pack = sub.add_parser("pack", help="pack a CSV file list and its images into HDF5/NPZ")
     pack.add_argument("--file-dir", required=True, help="directory of the raw data")
@@ -21,19 +31,14 @@ def _parser() -> argparse.ArgumentParser:
         "--dtype", required=True, nargs="+", help="dtype per column (or per column but the first)"
     )
     pack.add_argument("--dst", "--dst-path", dest="dst_path", required=True, help=".hdf5/.h5/.npz output")
-    pack.add_argument("--is-seq", action="store_true", help="column 0 lists sequence frames")
+    pack.add_argument("--is-seq", action="store_true", help="column 0 lists sequence frames (default: off)")
     pack.add_argument("--delimiter", default=None, help="',' or 'tab' (default: sniffed)")
-    pack.add_argument("--quotechar", default='"')
-    pack.add_argument("--height", type=int, default=None)
-    pack.add_argument("--width", type=int, default=None)
-    pack.add_argument("--channel", type=int, default=None, choices=(1, 3))
-    pack.add_argument("--encode", default=None, help="JPEG, PNG, RAW, or 'none'")
-    pack.add_argument("--shards", type=int, default=None)
-    exif = pack.add_mutually_exclusive_group()
-    exif.add_argument("--keep-exif", dest="keep_exif", action="store_true", default=None)
-    exif.add_argument("--no-exif", dest="keep_exif", action="store_false")
+    pack.add_argument("--quotechar", default='"', help="CSV quote character (default: %(default)s)")
     pack.add_argument(
-        "--quality", default=None, choices=[q.name for q in Quality], help="preset overriding --encode"
+        "--height",
+        type=int,
+        default=None,
+        help=f"output height; 0 with --width 0 keeps sizes (default: {_DEFAULTS['height']})",
     )
     pack.add_argument(
         "--max-pixels",
@@ -41,13 +46,59 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="refuse source images with more pixels (default: Pillow's limit)",
     )
-    pack.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    pack.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help=f"output width; 0 with --height 0 keeps sizes (default: {_DEFAULTS['width']})",
+    )
+    pack.add_argument(
+        "--channel",
+        type=int,
+        default=None,
+        choices=(1, 3),
+        help=f"3 RGB, 1 gray (default: {_DEFAULTS['channel']})",
+    )
+    pack.add_argument(
+        "--encode", default=None, help=f"JPEG, PNG, RAW, or 'none' (default: {_DEFAULTS['encode']})"
+    )
+    pack.add_argument(
+        "--shards", type=int, default=None, help=f"number of output files (default: {_DEFAULTS['shards']})"
+    )
+    exif = pack.add_mutually_exclusive_group()
+    keeps = "keep" if _DEFAULTS["keep_exif"] else "drop"
+    exif.add_argument(
+        "--keep-exif",
+        dest="keep_exif",
+        action="store_true",
+        default=None,
+        help=f"keep the source EXIF block in encoded images (default: {keeps})",
+    )
+    exif.add_argument(
+        "--no-exif",
+        dest="keep_exif",
+        action="store_false",
+        help="drop the source EXIF block in encoded images",
+    )
+    pack.add_argument(
+        "--quality",
+        default=None,
+        choices=[q.name for q in Quality],
+        help="preset overriding --encode (default: none, --encode decides)",
+    )
+    pack.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse)")
     pack.add_argument("--nworker", type=int, default=None, help="encoding processes (default: all cores)")
-    pack.add_argument("--quiet", action="store_true", help="no progress bar")
+    pack.add_argument(
+        "--quiet", action="store_true", help="no progress bar or summary on stderr (default: show them)"
+    )
     show = sub.add_parser("info", help="describe a packed file")
     show.add_argument("file", help=".hdf5/.h5/.npz file (or the shard family's name)")
     check = sub.add_parser("verify", help="check a shard family's files against its manifest's sha256")
     check.add_argument("family", help="the family's name (e.g. train.hdf5) or its .manifest.json")
+    # each command knows its parser, so that a library error can be told in that command's flags
+    pack.set_defaults(command_parser=pack)
+    show.set_defaults(command_parser=show)
+    check.set_defaults(command_parser=check)
     return parser
 
 
@@ -88,10 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         for path in written:
             print(path)
         return 0
-    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, OSError) as exc:
+        # what the user typed is wrong (a value, a missing input, an existing output): a usage error, 2;
+        # any other OS failure (permissions, a full disk): 1. Either way one line, no traceback.
+        message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+        command = args.command_parser
+        print(f"{command.prog}: error: {in_flags(message, command, _ALIASES[args.command])}", file=sys.stderr)
+        usage = (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError)
+        return 2 if isinstance(exc, usage) else 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Command line of nebulae-kit: ``python -m nebulae.kit gpus``."""
+"""Command line of nebulae-kit: ``nebulae-kit gpus`` (or ``python -m nebulae.kit gpus``)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ._gpu import format_table, query_gpus
@@ -30,10 +31,25 @@ def _gpus() -> int:
     return 0
 
 
+def _prog() -> str:
+    # the name the user typed: the console script (or its Windows launcher), else the module form
+    launched = os.path.splitext(os.path.basename(sys.argv[0] if sys.argv else ""))[0]
+    return "nebulae-kit" if launched in ("nebulae-kit", "nebulae-kit-script") else "python -m nebulae.kit"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nebulae.kit", description="Nebulae kit tools.")
+    parser = argparse.ArgumentParser(
+        prog=_prog(),
+        description="Nebulae kit tools.",
+        # no option has a default worth showing yet; the formatter shows any added later
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("gpus", help="list the GPUs with free memory, utilisation and temperature")
+    commands.add_parser(
+        "gpus",
+        help="list the GPUs with free memory, utilisation and temperature",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     args = parser.parse_args(argv)
     if args.command == "gpus":
         return _gpus()
