@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from nebulae.cockpit import Multiverse, _lease
-from nebulae.cockpit._multiverse import _failure_kind
 from nebulae.kit.testing import FakeGPU, fake_nvml
 
 SCENARIOS = os.path.join(os.path.dirname(__file__), "multiverse_scenarios.py")
@@ -231,6 +230,8 @@ def test_a_universe_that_cannot_be_pickled_is_a_clear_type_error(monkeypatch):
 
 
 def test_only_collective_errors_count_as_caused_by_another_rank():
+    from nebulae.cockpit._multiverse import _failure_kind
+
     assert _failure_kind(RuntimeError("[gloo] Timed out waiting 5000ms for recv")) == "timeout"
     assert _failure_kind(RuntimeError("[gloo] Connection closed by peer [127.0.0.1]:1")) == "peer"
     assert _failure_kind(RuntimeError("boom")) == "error"
