@@ -11,11 +11,12 @@ import pytest
 
 from nebulae.cockpit import _lease
 
-# Loads only _lease.py (no torch), so holding a lease in another process costs a fraction of a second.
+# Loads _lease.py and the small modules it imports, without the package's __init__ (no torch), so
+# holding a lease in another process costs a fraction of a second.
 _HOLDER = (
-    "import importlib.util, sys, tempfile; tempfile.tempdir = sys.argv[2]\n"
-    "spec = importlib.util.spec_from_file_location('lease', sys.argv[3])\n"
-    "lease = importlib.util.module_from_spec(spec); spec.loader.exec_module(lease)\n"
+    "import importlib, os, sys, tempfile, types; tempfile.tempdir = sys.argv[2]\n"
+    "package = types.ModuleType('cockpit_lite'); package.__path__ = [os.path.dirname(sys.argv[3])]\n"
+    "sys.modules['cockpit_lite'] = package; lease = importlib.import_module('cockpit_lite._lease')\n"
     "print(lease.try_lease(sys.argv[1])[0], flush=True); sys.stdin.read()\n"
 )
 

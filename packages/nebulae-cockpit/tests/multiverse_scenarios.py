@@ -108,6 +108,14 @@ def fail(mv: Multiverse, outdir: str) -> None:
     time.sleep(60)
 
 
+def leave(mv: Multiverse, outdir: str) -> None:
+    mv.init()
+    if mv.rank == 1:
+        os._exit(0)  # leaves silently halfway: exit code 0, but the universe never returned
+    torch.distributed.all_reduce(torch.ones(1))  # fails on rank 0 once rank 1 is gone
+    time.sleep(60)
+
+
 def stall(mv: Multiverse, outdir: str) -> None:
     mv.init()
     if mv.rank == 1:
@@ -172,6 +180,8 @@ def main() -> int:
             Multiverse(linger, 2)(outdir)
         elif scenario == "fail":
             Multiverse(fail, 2)(outdir)
+        elif scenario == "leave":
+            Multiverse(leave, 2)(outdir)
         elif scenario == "stall":
             Multiverse(stall, 2, timeout=5)(outdir)
         elif scenario == "environment":

@@ -90,11 +90,27 @@ def test_a_rank_that_raises_ends_the_run_with_its_traceback(tmp_path):
     assert "ValueError: boom from rank 1" in done.stdout
 
 
-@pytest.mark.slow
-def test_a_stalled_collective_times_out_naming_the_rank(tmp_path):
-    done = _scenario("stall", tmp_path)
+def _error_head(done: subprocess.CompletedProcess[str]) -> str:
     assert done.returncode == 3, done.stdout + done.stderr
-    assert "Multiverse rank 0 failed" in done.stdout
+    return done.stdout.split("ERROR: ", 1)[1].splitlines()[0]
+
+
+@pytest.mark.slow
+def test_a_rank_that_exits_with_code_zero_halfway_is_the_one_reported(tmp_path):
+    done = _scenario("leave", tmp_path)
+    head = _error_head(done)
+    assert head.startswith("Multiverse rank 1 exited (exit code 0) before its universe function returned")
+    assert "rank 0 failed" in done.stdout  # the rank that lost its peer is listed after it, not blamed
+    assert "traceback of rank 0, which failed after rank 1" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_stalled_collective_times_out_naming_the_rank_that_never_reached_it(tmp_path):
+    done = _scenario("stall", tmp_path)
+    head = _error_head(done)
+    assert head.startswith("Multiverse rank 1 did not reach the collective that rank 0 waited in")
+    assert "Multiverse(timeout=5)" in head
+    assert "traceback of rank 0, which waited for it" in done.stdout
     assert "timed out" in done.stdout.lower()
 
 
@@ -211,6 +227,15 @@ def test_a_universe_that_cannot_be_pickled_is_a_clear_type_error(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     with pytest.raises(TypeError, match="module level"):
         Multiverse(lambda mv: None, 1)()
+
+
+def test_only_collective_errors_count_as_caused_by_another_rank():
+    from nebulae.cockpit._multiverse import _failure_kind
+
+    assert _failure_kind(RuntimeError("[gloo] Timed out waiting 5000ms for recv")) == "timeout"
+    assert _failure_kind(RuntimeError("[gloo] Connection closed by peer [127.0.0.1]:1")) == "peer"
+    assert _failure_kind(RuntimeError("boom")) == "error"
+    assert _failure_kind(ValueError("timeout must be positive")) == "error"  # the user's own error
 
 
 def test_reduce_outside_a_distributed_run_returns_the_input():

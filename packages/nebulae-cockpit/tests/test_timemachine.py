@@ -79,12 +79,69 @@ def test_file_ending_in_pth_is_written_exactly_and_subdirectory_otherwise(tmp_pa
     assert tm.drop(Net(), "runs/a") == os.path.join(tmp_path, "runs/a", "cnn-1.pth")
 
 
-def test_rotation_keeps_at_most_max_anchors_of_this_instance(tmp_path):
-    (tmp_path / "cnn-1.pth").write_bytes(b"older run, not ours")
+def test_rotation_keeps_the_newest_max_anchors_of_that_scope_on_disk(tmp_path):
+    (tmp_path / "cnn-1.pth").write_bytes(b"older run")
+    (tmp_path / "other-1.pth").write_bytes(b"another craft")
+    (tmp_path / "cnn-best.pth").write_bytes(b"a name the user chose")
     tm = TimeMachine(save_path=tmp_path, max_anchors=2, verbose=False)
     paths = [tm.drop(Net()) for _ in range(4)]
-    assert sorted(os.listdir(tmp_path)) == ["cnn-1.pth", "cnn-4.pth", "cnn-5.pth"]
+    assert sorted(os.listdir(tmp_path)) == ["cnn-4.pth", "cnn-5.pth", "cnn-best.pth", "other-1.pth"]
     assert [os.path.basename(p) for p in paths] == ["cnn-2.pth", "cnn-3.pth", "cnn-4.pth", "cnn-5.pth"]
+
+
+def test_named_files_rotate_among_themselves_and_numbered_ones_apart(tmp_path):
+    tm = TimeMachine(save_path=tmp_path, max_anchors=2, verbose=False)
+    for name in ("a.pth", "b.pth", "c.pth"):
+        tm.drop(Net(), name)
+    tm.drop(Net())
+    assert sorted(os.listdir(tmp_path)) == ["b.pth", "c.pth", "cnn-1.pth"]
+
+
+@pytest.mark.parametrize("spelling", ["best.pth", "./best.pth", "sub/../best.pth", "link/best.pth"])
+def test_a_named_file_written_again_under_another_spelling_is_kept(tmp_path, monkeypatch, spelling):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ckpt" / "sub").mkdir(parents=True)
+    os.symlink(".", tmp_path / "ckpt" / "link")
+    tm = TimeMachine(save_path="ckpt", max_anchors=1, verbose=False)
+    tm.drop(Net(), "best.pth")
+    net = Net()
+    assert tm.drop(net, spelling) == os.path.join("ckpt", spelling)
+    assert "best.pth" in os.listdir(tmp_path / "ckpt")  # the file just written is never rotated away
+    tm2 = TimeMachine(ckpt_path="ckpt", verbose=False)
+    tm2.to(loaded := Net(), "best.pth")
+    assert _same(net, loaded)
+
+
+def _save_path(tmp_path, spelling: str) -> str:
+    real = tmp_path / "ckpt"
+    real.mkdir()
+    if spelling == "symlink":
+        os.symlink(real, tmp_path / "link")
+        return str(tmp_path / "link")
+    return {"relative": "ckpt", "dot": "./ckpt", "absolute": str(real)}[spelling]
+
+
+@pytest.mark.parametrize("spelling", ["relative", "dot", "absolute", "symlink"])
+def test_drop_removes_dead_writers_temps_and_rotates_what_is_on_disk(tmp_path, monkeypatch, spelling):
+    monkeypatch.chdir(tmp_path)
+    save_path = _save_path(tmp_path, spelling)
+    real = tmp_path / "ckpt"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(timeout=30)
+    for _ in range(4):
+        TimeMachine(save_path=save_path, verbose=False).drop(Net())
+    orphan = real / f"cnn-5.pth.tmp-{dead.pid}"
+    live = real / f"cnn-6.pth.tmp-{os.getppid()}"  # a writer still running
+    others = [real / "other-1.pth", real / f"other-1.pth.tmp-{dead.pid}", real / f"best.pth.tmp-{dead.pid}"]
+    for path in (orphan, live, *others):
+        path.write_bytes(b"partial")
+    path = TimeMachine(save_path=save_path, max_anchors=3, verbose=False).drop(Net())
+    assert path == os.path.join(save_path, "cnn-5.pth")
+    left = sorted(os.listdir(real))
+    assert left == sorted(["cnn-3.pth", "cnn-4.pth", "cnn-5.pth", live.name] + [p.name for p in others])
+    TimeMachine(save_path=save_path, verbose=False).drop(Net(), "best.pth")  # a named drop cleans its own
+    assert not (real / f"best.pth.tmp-{dead.pid}").exists()
+    assert (real / f"other-1.pth.tmp-{dead.pid}").exists()  # another scope's files are never touched
 
 
 def test_rotation_ignores_a_file_already_removed(tmp_path):
@@ -314,6 +371,11 @@ def test_malicious_pickle_does_not_run(tmp_path):
         tm.to(Net(), "cnn-9.pth")
     with pytest.warns(CockpitWarning, match="cnn-9.pth"), pytest.raises(FileNotFoundError):
         tm.to(Net())
+    good, restored = Net(), Net()
+    torch.save(good.state_dict(), evil.parent / "cnn-1.pth")
+    with pytest.warns(CockpitWarning, match="cnn-9.pth"):  # the planted newest file is skipped, not run
+        assert tm.to(restored) == os.path.join(evil.parent, "cnn-1.pth")
+    assert _same(good, restored)
     assert not marker.exists()
 
 

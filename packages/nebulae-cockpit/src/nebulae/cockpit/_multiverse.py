@@ -28,6 +28,17 @@ from ._warnings import CockpitWarning
 __all__ = ["Multiverse"]
 
 _GRACE_S = 5.0
+# After a first failure, how long the parent keeps listening before it reports: long enough for the
+# ranks that were waiting on the failed one to fail in turn, so that the report can tell the rank
+# that caused the failure from the ranks that only saw its effect.
+_SETTLE_S = 2.0
+
+# What a rank sends its parent on its pipe, once: it returned, or it raised (with the traceback).
+_RETURNED = "returned"
+_RAISED = "raised"
+
+# Texts of the errors that a collective raises on a rank because of another rank (gloo, NCCL).
+_PEER_LOST = ("closed by peer", "reset by peer", "broken pipe", "remote worker", "communicator was aborted")
 
 
 def _free_port() -> int:
@@ -63,6 +74,18 @@ def _exit_with_parent(parent: int, period_s: float = 0.5) -> None:
     threading.Thread(target=watch, name="nebulae-multiverse-parent-watch", daemon=True).start()
 
 
+def _failure_kind(exc: BaseException) -> str:
+    """``'timeout'`` or ``'peer'`` for an error of a collective caused by another rank, else ``'error'``."""
+    if not isinstance(exc, RuntimeError):  # torch.distributed raises RuntimeError and its subclasses
+        return "error"
+    text = str(exc).lower()
+    if "timed out" in text or "timeout" in text:
+        return "timeout"
+    if any(marker in text for marker in _PEER_LOST):
+        return "peer"
+    return "error"
+
+
 def _child_main(
     mv: Multiverse,
     rank: int,
@@ -72,24 +95,30 @@ def _child_main(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> None:
-    """Body of one spawned rank: adopt the captured environment, run the universe, report a failure."""
+    """Body of one spawned rank: adopt the captured environment, run the universe, report how it ended.
+
+    The parent hears ``(_RETURNED,)`` once the universe returned, so a rank that exits with code 0
+    without it (``os._exit(0)`` halfway, a library ending the process) counts as failed.
+    """
     _exit_with_parent(parent)
     os.environ.update(env)
     try:
-        mv.universe(mv, *args, **kwargs)
+        try:
+            mv.universe(mv, *args, **kwargs)
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                raise
         mv._finish()
-    except SystemExit as exc:
-        if exc.code not in (None, 0):
-            conn.send(traceback.format_exc())
-            raise
-    except BaseException:
+    except BaseException as exc:
         # The traceback goes to the parent, which raises it with this rank's number.
         with contextlib.suppress(Exception):
-            conn.send(traceback.format_exc())
+            conn.send((_RAISED, traceback.format_exc(), _failure_kind(exc)))
         conn.close()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(1)
+        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
+        os._exit(code)
+    conn.send((_RETURNED,))
     conn.close()
 
 
@@ -112,6 +141,91 @@ def _differentiable_sum(tensor: Any) -> Any:
             return grad
 
     return _SumOverRanks.apply(tensor)
+
+
+def _ending(rank: int, messages: dict[int, tuple[Any, ...]], codes: dict[int, int | None]) -> str:
+    """How a failed rank ended, in words."""
+    code = codes[rank]
+    message = messages.get(rank, ("",))
+    if message[0] == _RAISED:
+        return f"failed ({_exit_reason(code)})"
+    if message[0] == _RETURNED:
+        return f"returned, then its process failed ({_exit_reason(code)})"
+    if code == 0:
+        return (
+            "exited (exit code 0) before its universe function returned (os._exit() or a library that "
+            "ended the process)"
+        )
+    return f"failed ({_exit_reason(code)}) without a traceback (killed, out of memory, or a crash)"
+
+
+def _failure_report(
+    failed: list[int],
+    messages: dict[int, tuple[Any, ...]],
+    codes: dict[int, int | None],
+    still: list[int],
+    timeout: float | None,
+) -> str:
+    """The error of a failed run: the rank(s) that caused it first, then how the others ended.
+
+    A rank whose collective failed because of another rank (connection lost, timed out) is not the
+    cause when a rank that raised, died or exited early is there to blame; a timeout with ranks still
+    running and error-free names those ranks as the ones that never reached the collective.
+    """
+
+    def raised(rank: int) -> bool:
+        return messages.get(rank, ("",))[0] == _RAISED
+
+    def kind(rank: int) -> str:
+        return str(messages[rank][2]) if raised(rank) else "left"
+
+    causes = [rank for rank in failed if kind(rank) in ("error", "left")]
+    timed_out = [rank for rank in failed if kind(rank) == "timeout"]
+    first: int | None = None
+    if causes:
+        first = causes[0]
+        head = f"Multiverse rank {first} {_ending(first, messages, codes)}; the other ranks were stopped."
+    elif timed_out and still:
+        names = ", ".join(str(rank) for rank in still)
+        limit = "its timeout" if timeout is None else f"Multiverse(timeout={timeout:g})"
+        head = (
+            f"Multiverse rank{'s' if len(still) > 1 else ''} {names} did not reach the collective that "
+            f"rank {timed_out[0]} waited in past {limit}: still running, with no error, {_SETTLE_S:g} s "
+            f"after rank {timed_out[0]} gave up (stalled, or busy elsewhere); the ranks were stopped."
+        )
+    elif timed_out:
+        first = timed_out[0]
+        head = (
+            f"Multiverse: a collective timed out on rank {first} while every other rank had failed or "
+            "was waiting too (the ranks called different collectives, or in a different order); the ranks "
+            "were stopped."
+        )
+    else:
+        first = failed[0]
+        head = (
+            f"Multiverse rank {first} {_ending(first, messages, codes)}: it lost its connection to "
+            "another rank; the other ranks were stopped."
+        )
+    lines = [head]
+    returned = sorted(rank for rank in codes if rank not in failed)
+    if returned:
+        lines.append(f"  rank{'s' if len(returned) > 1 else ''} {', '.join(map(str, returned))} had returned")
+    for rank in failed:
+        if rank != first:
+            error = str(messages[rank][1]).strip().splitlines()[-1][:300] if raised(rank) else ""
+            lines.append(f"  rank {rank} {_ending(rank, messages, codes)}" + (f": {error}" if error else ""))
+    order = ([] if first is None else [first]) + [rank for rank in failed if rank != first]
+    shown = next((rank for rank in order if raised(rank)), None)
+    if shown is None:
+        lines.append(f"--- no traceback: rank {first} died without reporting one ---")
+    else:
+        role = ""
+        if shown != first:
+            waited = ", which waited for " + ("them" if len(still) > 1 else "it")
+            role = waited if first is None else f", which failed after rank {first}"
+        lines.append(f"--- traceback of rank {shown}{role} ---")
+        lines.append(str(messages[shown][1]).rstrip())
+    return "\n".join(lines)
 
 
 class Multiverse:
@@ -181,8 +295,10 @@ class Multiverse:
             Under a launcher, what the universe returned; otherwise None.
 
         Raises:
-            RuntimeError: a rank failed (its rank, exit code and traceback are in the message; the other
-                ranks are stopped), or there are GPUs but fewer than ``nworld`` free.
+            RuntimeError: a rank failed: it raised, died, or exited (even with code 0) before its universe
+                returned. The message names the rank that failed first (or, for a timed-out collective,
+                the ranks that never reached it), then how the others ended, with a traceback; the other
+                ranks are stopped. Also when there are GPUs but fewer than ``nworld`` free.
         """
         if _launched():
             world = get_world_size()
@@ -256,38 +372,42 @@ class Multiverse:
             for gpu in gpus:
                 _lease.release(str(gpu.uuid))
 
-    @staticmethod
-    def _wait(ranks: list[tuple[int, Any, multiprocessing.connection.Connection]]) -> None:
+    def _wait(self, ranks: list[tuple[int, Any, multiprocessing.connection.Connection]]) -> None:
+        """Wait for every rank; on a failure, listen a little longer, then raise naming its cause."""
         running = {process.sentinel: (rank, process) for rank, process, _ in ranks}
         pipes = {receiver: rank for rank, _, receiver in ranks}
-        reports: dict[int, str] = {}
+        messages: dict[int, tuple[Any, ...]] = {}
+        codes: dict[int, int | None] = {}
+        failed: list[int] = []  # in the order the parent saw them end
+        deadline: float | None = None
         while running:
-            for ready in multiprocessing.connection.wait([*running, *pipes]):
+            timeout = None if deadline is None else deadline - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                break
+            for ready in multiprocessing.connection.wait([*running, *pipes], timeout):
                 if ready in pipes:
                     rank = pipes.pop(ready)
                     with contextlib.suppress(EOFError, OSError):
-                        reports[rank] = ready.recv()
+                        messages[rank] = ready.recv()
                     continue
+                if ready not in running:
+                    continue  # a pipe already read when its rank's exit was handled in this round
                 rank, process = running.pop(ready)
                 process.join()
-                if process.exitcode == 0:
-                    continue
                 receiver = ranks[rank][2]
-                if rank not in reports and receiver in pipes:
+                if receiver in pipes:  # sent before the exit, so already there unless it never came
+                    del pipes[receiver]
                     with contextlib.suppress(EOFError, OSError):
                         if receiver.poll(_GRACE_S):
-                            reports[rank] = receiver.recv()
-                report = reports.get(rank, "(no traceback: the process died without reporting one)\n")
-                hint = ""
-                if "timed out" in report.lower() or "timeout" in report.lower():
-                    hint = (
-                        " A collective timed out: another rank stopped taking part (stalled, or still "
-                        "busy past Multiverse(timeout=...))."
-                    )
-                raise RuntimeError(
-                    f"Multiverse rank {rank} failed ({_exit_reason(process.exitcode)}); the other ranks were "
-                    f"stopped.{hint}\n--- traceback of rank {rank} ---\n{report.rstrip()}"
-                )
+                            messages[rank] = receiver.recv()
+                codes[rank] = process.exitcode
+                if process.exitcode != 0 or messages.get(rank, ("",))[0] != _RETURNED:
+                    failed.append(rank)
+                    if deadline is None:
+                        deadline = time.monotonic() + _SETTLE_S
+        if failed:
+            still = sorted(rank for rank, _ in running.values())
+            raise RuntimeError(_failure_report(failed, messages, codes, still, self.timeout))
 
     @staticmethod
     def _stop(ranks: list[tuple[int, Any, multiprocessing.connection.Connection]]) -> None:

@@ -14,6 +14,7 @@ import torch
 
 from nebulae.kit import get_rank
 
+from ._procs import pid_alive
 from ._warnings import CockpitWarning
 
 __all__ = ["TimeMachine", "unwrap"]
@@ -96,7 +97,9 @@ class TimeMachine:
     Args:
         ckpt_path: directory (or file's directory) that :meth:`to` reads from. Alias ``ckpt_dir``.
         save_path: directory that :meth:`drop` writes to; created if missing. Alias ``save_dir``.
-        max_anchors: keep at most this many files written by this instance (-1: unlimited).
+        max_anchors: keep at most this many checkpoints (-1: unlimited): for numbered drops, the
+            ``{scope}-{k}.pth`` with the highest k in that folder, whoever wrote them (an earlier or
+            crashed run too); for ``file='name.pth'`` drops, the last ones this instance wrote.
         verbose: print ``Anchor is dropped at ...`` / ``Back to ...`` (rank <= 0 only).
 
     Attributes:
@@ -161,6 +164,9 @@ class TimeMachine:
     ) -> str | None:
         """Write a checkpoint of ``craft`` atomically and return its path (None on ranks > 0).
 
+        Temp files that a killed ``drop`` left for the same name (or, numbered, the same scope) are
+        removed first, unless their writer is still alive; then ``max_anchors`` is applied.
+
         Args:
             craft: the model; DP/DDP/compiled wrappers are unwrapped.
             file: a ``.pth`` name (written exactly there), or a sub-directory (``''``: ``save_path``
@@ -188,18 +194,45 @@ class TimeMachine:
             if meta is not None:
                 payload["meta"] = self._checked_meta(meta)
 
-        path = self._target(craft, file)
+        path, scope = self._target(craft, file)
+        directory = os.path.dirname(path) or "."
+        final = re.escape(scope) + r"-\d+\.pth" if scope else re.escape(os.path.basename(path))
+        _remove_dead_temps(directory, final)
         atomic_save(payload, path)
-        if path in self._anchors:
-            self._anchors.remove(path)
-        self._anchors.append(path)
+        if scope:
+            self._rotate_numbered(path, scope)
+        else:
+            self._rotate_named(path)
+        if self.verbose:
+            print(f"Anchor is dropped at {path}", flush=True)
+        return path
+
+    def _rotate_numbered(self, path: str, scope: str) -> None:
+        """Keep the ``max_anchors`` files ``{scope}-{k}.pth`` of the folder with the highest k.
+
+        Counted on disk rather than remembered, so checkpoints of earlier and crashed runs count.
+        k, not mtime, orders them: it is what numbering and ``to()`` go by, and copies keep it.
+        """
+        if self.max_anchors < 0:
+            return
+        directory = os.path.dirname(path) or "."
+        written = _resolved(path)
+        for _, name in _numbered(directory, scope)[self.max_anchors :]:
+            old = os.path.join(directory, name)
+            if _resolved(old) != written:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(old)
+
+    def _rotate_named(self, path: str) -> None:
+        """Keep the last ``max_anchors`` files this instance wrote under names it was given."""
+        written = _resolved(path)
+        if written in self._anchors:
+            self._anchors.remove(written)
+        self._anchors.append(written)
         while self.max_anchors > 0 and len(self._anchors) > self.max_anchors:
             oldest = self._anchors.pop(0)
             with contextlib.suppress(FileNotFoundError):
                 os.remove(oldest)
-        if self.verbose:
-            print(f"Anchor is dropped at {path}", flush=True)
-        return path
 
     @staticmethod
     def _net_state(craft: Any, save_scope: str | None) -> dict[str, Any]:
@@ -244,21 +277,22 @@ class TimeMachine:
                 f"'meta' must hold only JSON values (str, int, float, bool, None, list, dict): {exc}"
             ) from None
 
-    def _target(self, craft: Any, file: str) -> str:
+    def _target(self, craft: Any, file: str) -> tuple[str, str | None]:
+        """The path to write, and the craft's scope when it is a numbered ``{scope}-{k}.pth``."""
         assert self.save_path is not None
         file = os.fspath(file)
         if file.endswith(".pth"):
             path = os.path.join(self.save_path, file)
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            return path
+            return path, None
         directory = os.path.join(self.save_path, file) if file else self.save_path
         os.makedirs(directory, exist_ok=True)
         scope = _craft_scope(craft)
         indices = [k for k, _ in _numbered(directory, scope)]
-        key = (os.path.abspath(directory), scope)
+        key = (os.path.realpath(directory), scope)
         counter = max([self._counters.get(key, 0), *indices]) + 1
         self._counters[key] = counter
-        return os.path.join(directory, f"{scope}-{counter}.pth")
+        return os.path.join(directory, f"{scope}-{counter}.pth"), scope
 
     # ------------------------------------------------------------------ to
     def to(
@@ -430,6 +464,24 @@ def _mtime(path: str) -> float:
         return os.path.getmtime(path)
     except OSError:
         return 0.0
+
+
+def _resolved(path: str) -> str:
+    """``path`` with its folder resolved (symlinks, ``..``, relative), its own name kept as is."""
+    return os.path.join(os.path.realpath(os.path.dirname(path) or "."), os.path.basename(path))
+
+
+def _remove_dead_temps(directory: str, final: str) -> None:
+    """Delete ``{name}.tmp-{pid}`` files, ``name`` matching the regex ``final``, whose writer is dead.
+
+    A live writer's temp file (this process's, or another job's still writing) is left alone.
+    """
+    pattern = re.compile(rf"(?:{final})\.tmp-(\d+)")
+    for name in os.listdir(directory):
+        match = pattern.fullmatch(name)
+        if match and not pid_alive(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(directory, name))
 
 
 def _numbered(directory: str, scope: str | None) -> list[tuple[int, str]]:
