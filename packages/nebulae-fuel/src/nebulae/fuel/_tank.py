@@ -101,6 +101,7 @@ class Tank:
     ) -> None:
         self._executor: Any = None
         self._closed = False
+        self._pid = os.getpid()
         paths, kind = resolve_paths(data_path)
         if not isinstance(data_specf, dict):
             raise TypeError(
@@ -159,6 +160,7 @@ class Tank:
         self._recompute()
         self.epoch = 0
         self.mile = 0
+        self._resuming = False  # set by seek() to a mile > 0: the next pass resumes there
         self._queue: collections.deque[tuple[int, int]] = collections.deque()
         self._order_cache: tuple[int, np.ndarray] | None = None
         _OPEN_TANKS.add(self)
@@ -237,6 +239,13 @@ class Tank:
         """
         if self._closed:
             raise RuntimeError("this Tank is closed; create a new one to read again")
+        if os.getpid() != self._pid:
+            # its worker threads do not exist here and its worker processes answer the parent only: waiting on
+            # them would hang
+            raise RuntimeError(
+                f"this Tank was created by process {self._pid} and cannot be read in a forked copy "
+                f"(process {os.getpid()}); create the Tank in the process that reads it"
+            )
         self._fill()
         key = self._queue.popleft()
         assert key == (self.epoch, self.mile)
@@ -245,13 +254,22 @@ class Tank:
         except BaseException:
             self._discard()
             raise
+        self._resuming = False
         self.mile += 1
         if self.mile == self.MPE:
             self.epoch, self.mile = self.epoch + 1, 0
         return batch
 
     def __iter__(self) -> Iterator[Any]:
-        """The remaining batches of the current epoch (all MPE of them from its start)."""
+        """One whole epoch: exactly MPE batches, as a DataLoader pass yields.
+
+        The pass covers the current epoch when none of its batches has been taken yet, else the next epoch:
+        batches already returned by `next()` (or by a pass left early) are never repeated, and the rest of
+        that epoch is skipped, so that each pass starts with a fresh order. After `seek(epoch, mile)` the pass
+        resumes there instead and yields that epoch's remaining MPE - mile batches.
+        """
+        if self.mile and not self._resuming:
+            self.seek(self.epoch + 1)
         epoch = self.epoch
         while self.epoch == epoch:
             yield self.next()
@@ -264,6 +282,7 @@ class Tank:
             raise ValueError(f"'mile' must be < MPE ({self.MPE}) (got {mile})")
         self._discard()
         self.epoch, self.mile = epoch, mile
+        self._resuming = mile > 0
 
     def set_distributed(self, rank: int, nworld: int, *, seed: int | None = None) -> None:
         """Re-shard for `rank` of `nworld` (Multiverse.sync calls this) and restart the current epoch.
@@ -299,9 +318,11 @@ class Tank:
         """Stop the workers and release file handles and shared memory (also done by `with` and at exit)."""
         self._closed = True
         self._queue.clear()
-        if self._executor is not None:
+        if self._executor is not None and os.getpid() == self._pid:
             self._executor.close()
-            self._executor = None
+        # a forked copy (a DataLoader worker, os.fork) only drops its references: the workers, their pipes and
+        # shared memory belong to the process that started them
+        self._executor = None
         self._builder.close()
         _OPEN_TANKS.discard(self)
 
@@ -313,7 +334,7 @@ class Tank:
 
     def __del__(self) -> None:
         try:
-            if self._executor is not None:
+            if self._executor is not None and os.getpid() == self._pid:
                 self._executor.close()
         except Exception:
             pass
