@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import h5py
 import numpy as np
@@ -109,33 +108,8 @@ _LOADER = textwrap.dedent(
 )
 
 
-def _session_processes(sid):
-    """Pids of live processes of session `sid` (not zombies)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
-
-
-def _lingering(sid, grace=15.0):
-    """Processes of session `sid` still there after `grace` seconds (the fork server exits on its own, a
-    moment after the program that started it)."""
-    deadline = time.monotonic() + grace
-    while _session_processes(sid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return _session_processes(sid)
-
-
 @pytest.mark.parametrize("worker_type", ["thread", "process"])
-def test_dataloader_workers_are_refused_with_the_fix_and_nothing_hangs(numbered, worker_type):
+def test_dataloader_workers_are_refused_with_the_fix_and_nothing_hangs(numbered, worker_type, lingering):
     pytest.importorskip("torch")
     proc = subprocess.Popen(
         [sys.executable, "-c", _LOADER, numbered, worker_type],
@@ -151,9 +125,7 @@ def test_dataloader_workers_are_refused_with_the_fix_and_nothing_hangs(numbered,
         proc.communicate()
         pytest.fail("a DataLoader with workers over tank.as_torch() hung")
     finally:
-        leftover = _lingering(proc.pid)
-        for pid in leftover:
-            os.kill(pid, signal.SIGKILL)
+        leftover = lingering(proc.pid)
     assert proc.returncode == 0, err
     assert not leftover
     assert not [n for n in os.listdir("/dev/shm") if n.startswith(f"nebfuel_{proc.pid}_")]

@@ -54,6 +54,22 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def _check_castable(source: Source, specf: dict[str, str]) -> None:
+    """Refuse columns whose stored values the default fetcher cannot cast to their data_specf dtype."""
+    for key, dtype in specf.items():
+        base, variable = split_dtype(dtype)
+        if variable or base == "str" or dtype.startswith("v"):
+            continue  # handed over as stored
+        stored = source.stored_dtype(key)
+        if stored.kind not in "biufUSO":
+            name = os.path.basename(source.paths[0])
+            raise ValueError(
+                f"{name}: column {key!r} stores {stored} values, which data_specf[{key!r}] = {dtype!r} cannot "
+                "be cast from (Tank reads bool, integer, float and str columns); pass a fetch_fn that converts "
+                "them, or re-pack the column as one of those types"
+            )
+
+
 class Tank:
     """Serve shuffled, prepared, collated batches from HDF5/NPZ files made by FuelGenerator.
 
@@ -113,7 +129,7 @@ class Tank:
             try:
                 split_dtype(dtype)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"data_specf[{key!r}]: {exc}") from None
+                raise type(exc)(f"data_specf[{key!r}]: {exc}") from None
         self.batch_size = _check_int("batch_size", batch_size, 1)
         if seed is None:
             seed = random.randrange(2**31)
@@ -145,6 +161,8 @@ class Tank:
                         f"column {key!r} has {source.length(key)} rows but {keys[0]!r} has {self._len}; "
                         "data_specf columns must have one row per sample"
                     )
+            if fetch_fn is None:
+                _check_castable(source, {k: data_specf[k] for k in keys})
             if worker_type is None:
                 # fixed by bench/bench_fuel.py: per-item Python work (decode, fetch, prep) runs ~1.5x faster in
                 # processes; pure memory-mapped RAW/numeric batches are copies, fastest in threads
