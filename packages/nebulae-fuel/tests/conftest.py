@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -79,3 +80,43 @@ def photo():
 def csvfile():
     """The write_csv helper."""
     return write_csv
+
+
+def _session_processes(sid: int) -> list[int]:
+    """Pids of the live (not zombie) processes of session `sid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found.append(int(entry))
+    return found
+
+
+def lingering_processes(sid: int, grace: float = 15.0) -> list[int]:
+    """Processes of session `sid` still alive after `grace` seconds, each then SIGKILLed so none outlives the test.
+
+    A program's fork server and workers exit on their own a moment after it: wait for them, not a fixed time.
+    """
+    import signal
+    import time
+
+    deadline = time.monotonic() + grace
+    while _session_processes(sid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = _session_processes(sid)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return left
+
+
+@pytest.fixture
+def lingering():
+    """The lingering_processes helper: start children with start_new_session=True and pass the child's pid."""
+    return lingering_processes

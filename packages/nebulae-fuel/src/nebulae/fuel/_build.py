@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol, TypeGuard
@@ -23,6 +24,29 @@ def cast(value: Any, dtype: str) -> Any:
     if isinstance(value, list):
         return value
     return np.asarray(value).astype(base, copy=False)
+
+
+def cast_column(source: Source, key: str, dtype: str, values: list[Any], rows: Any) -> list[Any]:
+    """`cast` over one column's values of a batch; a value that does not cast names its file, column and row."""
+    try:
+        return [cast(v, dtype) for v in values]
+    except (ValueError, TypeError, OverflowError):
+        for v, row in zip(values, np.asarray(rows).tolist(), strict=True):
+            try:
+                cast(v, dtype)
+            except (ValueError, TypeError, OverflowError) as exc:
+                path, local = source.locate(key, row)
+                raise ValueError(
+                    f"{os.path.basename(path)}: column {key!r}, row {local}: value {_short(v)} cannot be cast "
+                    f"to data_specf[{key!r}] = {dtype!r} ({exc}); give data_specf the column's type or pass a "
+                    "fetch_fn that converts it"
+                ) from None
+        raise
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class Gather(_Stack):
@@ -152,11 +176,12 @@ class BatchBuilder:
             # Python ints, as fetch_fn expects; fetched lazily, so each fetch is followed by its prep
             fetched: Any = (fetch_fn(data, i) for i in np.asarray(indices).tolist())
         else:
-            columns = {k: data[k].take(indices) for k in self.specf}
+            columns = {
+                k: cast_column(data.source, k, t, data[k].take(indices), indices)
+                for k, t in self.specf.items()
+            }
             scope = contextlib.nullcontext()
-            fetched = (
-                {k: cast(columns[k][j], t) for k, t in self.specf.items()} for j in range(len(indices))
-            )
+            fetched = ({k: columns[k][j] for k in self.specf} for j in range(len(indices)))
         items: list[Any] = []
         with scope:
             for j, item in enumerate(fetched):
@@ -173,7 +198,7 @@ class BatchBuilder:
             if row_shape is not None:
                 out[key] = Gather(source, key, np.asarray(indices), row_shape)
                 continue
-            values = [cast(v, dtype) for v in data[key].take(indices)]
+            values = cast_column(source, key, dtype, data[key].take(indices), indices)
             out[key] = to_plan(plan(values)) if values else []
         return out
 

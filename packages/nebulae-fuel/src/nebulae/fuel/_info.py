@@ -5,7 +5,39 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ._constants import FRAME_KEY
 from ._source import Source, resolve_paths
+
+
+def _column(source: Source, key: str, max_frames: int) -> dict[str, Any]:
+    """dtype, shape (rows, then frames for sequences) and encode of one column, as stored in the first shard."""
+    shard = source.shards[0]
+    if source.kind == "hdf5":
+        import h5py
+
+        ds = shard.raw[key]
+        dtype, shape = str(ds.dtype), list(ds.shape)
+        vlen = h5py.check_vlen_dtype(ds.dtype)
+        if vlen is not None:
+            dtype = f"vlen {getattr(vlen, '__name__', vlen)}" if vlen in (str, bytes) else f"vlen {vlen}"
+    else:
+        arr = shard._npz(key)
+        dtype, shape = str(arr.dtype), list(arr.shape)
+        if key + "__offsets" in shard.files:
+            # encoded rows are stored end to end in one flat array: show them as HDF5 shows its vlen rows
+            dtype = f"vlen {arr.dtype}"
+            shape = [0, max_frames] if key + "__frames" in shard.files else [0]
+    if max_frames and source.is_image(key) and len(shape) >= 2:
+        shape[1] = max_frames  # each shard pads its sequences to its own longest: report the family's
+    shape[0:1] = [source.length(key)] if shape else []
+    return {"name": key, "dtype": dtype, "shape": shape, "encode": source.encode_of(key)}
+
+
+def _is_column(source: Source, key: str) -> bool:
+    """False for the bookkeeping datasets of sequence files: the `_MAX_FRAMES` scalar and `{col}__nframes`."""
+    if key == FRAME_KEY:
+        return False
+    return not (key.endswith("__nframes") and key[: -len("__nframes")] in source.keys)
 
 
 def info(data_path: Any) -> dict[str, Any]:
@@ -18,32 +50,16 @@ def info(data_path: Any) -> dict[str, Any]:
     paths, kind = resolve_paths(data_path)
     source = Source(paths, kind, decode=False)
     try:
-        columns = []
-        for key in source.keys:
-            shard = source.shards[0]
-            if kind == "hdf5":
-                ds = shard.raw[key]
-                dtype, shape = str(ds.dtype), list(ds.shape)
-                import h5py
-
-                vlen = h5py.check_vlen_dtype(ds.dtype)
-                if vlen is not None:
-                    dtype = (
-                        f"vlen {getattr(vlen, '__name__', vlen)}" if vlen in (str, bytes) else f"vlen {vlen}"
-                    )
-            else:
-                arr = shard._npz(key)
-                dtype, shape = str(arr.dtype), list(arr.shape)
-            shape[0:1] = [source.length(key)] if shape else []
-            columns.append({"name": key, "dtype": dtype, "shape": shape, "encode": source.encode_of(key)})
-        rows = source.length(source.keys[0]) if source.keys else 0
+        max_frames = source.max_frames()
+        columns = [_column(source, key, max_frames) for key in source.keys if _is_column(source, key)]
+        rows = next((c["shape"][0] for c in columns if c["shape"]), 0)
         sizes = {os.path.basename(p): os.path.getsize(p) for p in paths}
         return {
             "path": os.fspath(data_path) if not isinstance(data_path, (list, tuple)) else list(data_path),
             "format": kind,
             "shards": len(paths),
             "rows": rows,
-            "max_frames": source.max_frames(),
+            "max_frames": max_frames,
             "columns": columns,
             "sizes": sizes,
             "total_bytes": sum(sizes.values()),

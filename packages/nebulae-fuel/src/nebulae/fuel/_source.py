@@ -83,12 +83,19 @@ class _Shard:
                 ) from None
             self.keys = [k for k in self.raw if isinstance(self.raw[k], h5py.Dataset)]
             for key in self.keys:
-                attrs = self.raw[key].attrs
-                if "nebulae_encode" in attrs:
-                    self.images[key] = {
-                        "encode": _as_str(attrs["nebulae_encode"]),
-                        "channel": int(attrs.get("nebulae_channel", 3)),
-                    }
+                try:
+                    attrs = self.raw[key].attrs
+                    if "nebulae_encode" in attrs:
+                        self.images[key] = {
+                            "encode": _as_str(attrs["nebulae_encode"]),
+                            "channel": int(attrs.get("nebulae_channel", 3)),
+                        }
+                except OSError as exc:
+                    self.raw.close()
+                    raise OSError(
+                        f"{name}: the attributes of column {key!r} cannot be read ({exc}); the file is damaged "
+                        "(overwritten or cut short): restore it from a copy or re-pack it"
+                    ) from None
         else:
             try:
                 self.raw = np.load(path, allow_pickle=False)
@@ -166,13 +173,63 @@ class _Shard:
         if image and image["encode"] == "RAW":
             return self._read_raw(key, rows)
         if self.kind == "hdf5":
-            # bytes decoded right here never leave this call either
-            items = self._read_hdf5(key, rows, borrow or bool(image and decode))
+            try:
+                # bytes decoded right here never leave this call either
+                items = self._read_hdf5(key, rows, borrow or bool(image and decode))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise self.damaged(key, rows, exc) from None
         else:
             items = self._read_npz(key, rows)
         if image and decode:
-            return [[byte2arr(f) for f in it] if isinstance(it, list) else byte2arr(it) for it in items]
+            try:
+                return [_decode(it) for it in items]
+            except ValueError:
+                # the error path only: find the row whose image does not decode
+                for row, it in zip(rows, items, strict=True):
+                    try:
+                        _decode(it)
+                    except ValueError as exc:
+                        raise undecodable(self.path, key, int(row), exc) from None
+                raise
         return items
+
+    def damaged(self, key: str, rows: np.ndarray, exc: BaseException) -> Exception:
+        """The error for a failed read of `key`: names the file, the column and the first unreadable row."""
+        name = os.path.basename(self.path)
+        row = self._first_bad_row(key, rows)
+        where = f", row {row}" if row is not None else ""
+        if isinstance(exc, UnicodeDecodeError):
+            return ValueError(
+                f"{name}: column {key!r}{where}: a stored string is not UTF-8 ({exc}); "
+                "re-pack the file from its CSV"
+            )
+        return OSError(
+            f"{name}: column {key!r}{where}: the stored data cannot be read ({exc}); the file is damaged "
+            "(overwritten or cut short): restore it from a copy or re-pack it"
+        )
+
+    def _first_bad_row(self, key: str, rows: np.ndarray) -> int | None:
+        """The first row of `rows`, else of the whole column, that h5py cannot read (the error path only)."""
+        ds = self.dataset(key)
+
+        def bad(lo: int, hi: int) -> bool:
+            try:
+                for value in ds[lo:hi]:
+                    if isinstance(value, bytes):
+                        value.decode("utf-8")
+            except (OSError, UnicodeDecodeError):
+                return True
+            return False
+
+        for row in rows:
+            if bad(int(row), int(row) + 1):
+                return int(row)
+        # a whole-column read (into the memory cache) failed on a row this batch did not ask for
+        n, step = (ds.shape[0] if ds.ndim else 0), 1024
+        for start in range(0, n, step):
+            if bad(start, start + step):
+                return next((r for r in range(start, min(start + step, n)) if bad(r, r + 1)), None)
+        return None
 
     def _read_hdf5(self, key: str, rows: np.ndarray, borrow: bool = False) -> list[Any]:
         import h5py
@@ -272,6 +329,18 @@ class _Shard:
         return [list(arr[int(i)][: int(counts[i])]) for i in rows]
 
 
+def _decode(item: Any) -> Any:
+    """A decoded image, or the list of a sequence row's decoded frames."""
+    return [byte2arr(f) for f in item] if isinstance(item, list) else byte2arr(item)
+
+
+def undecodable(path: str, key: str, row: int, exc: BaseException) -> ValueError:
+    return ValueError(
+        f"{os.path.basename(path)}: column {key!r}, row {row}: the stored image does not decode ({exc}); the "
+        "file is damaged: restore it from a copy or re-pack it (or pass decode=False to read the bytes)"
+    )
+
+
 def _read_vlen_column(ds: Any, step: int = 1024) -> list[np.ndarray]:
     """Every row of a 1-D HDF5 vlen dataset, read in a few large calls."""
     out: list[np.ndarray] = []
@@ -348,6 +417,28 @@ class Source:
 
     def max_frames(self) -> int:
         return max(s.max_frames() for s in self.shards)
+
+    def locate(self, key: str, row: int) -> tuple[str, int]:
+        """The file holding global row `row` of `key`, and the row's index in that file."""
+        starts = self.starts(key)
+        s = int(np.searchsorted(starts, row, side="right")) - 1
+        s = min(max(s, 0), len(self.shards) - 1)
+        return self.shards[s].path, int(row - starts[s])
+
+    def stored_dtype(self, key: str) -> np.dtype:
+        """The dtype of the values of column `key` (of each element for variable-length HDF5 columns)."""
+        shard = self.shards[0]
+        if self.kind == "npz":
+            return shard._npz(key).dtype
+        import h5py
+
+        dtype = shard.dataset(key).dtype
+        if h5py.check_string_dtype(dtype) is not None:
+            return np.dtype("U")
+        vlen = h5py.check_vlen_dtype(dtype)
+        if vlen in (str, bytes):
+            return np.dtype("U")
+        return np.dtype(vlen) if vlen is not None else dtype
 
     def is_image(self, key: str) -> bool:
         return key in self.shards[0].images
@@ -489,7 +580,11 @@ class ColumnView(Sequence):
                 item, decode = hit
                 if not decode:
                     return item
-                return [byte2arr(f) for f in item] if isinstance(item, list) else byte2arr(item)
+                try:
+                    return _decode(item)
+                except ValueError as exc:
+                    path, row = self._source.locate(self._key, idx)
+                    raise undecodable(path, self._key, row, exc) from None
         return self._source.read_one(self._key, idx)
 
     def take(self, rows: Any) -> list[Any]:

@@ -54,6 +54,22 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
+def _check_castable(source: Source, specf: dict[str, str]) -> None:
+    """Refuse columns whose stored values the default fetcher cannot cast to their data_specf dtype."""
+    for key, dtype in specf.items():
+        base, variable = split_dtype(dtype)
+        if variable or base == "str" or dtype.startswith("v"):
+            continue  # handed over as stored
+        stored = source.stored_dtype(key)
+        if stored.kind not in "biufUSO":
+            name = os.path.basename(source.paths[0])
+            raise ValueError(
+                f"{name}: column {key!r} stores {stored} values, which data_specf[{key!r}] = {dtype!r} cannot "
+                "be cast from (Tank reads bool, integer, float and str columns); pass a fetch_fn that converts "
+                "them, or re-pack the column as one of those types"
+            )
+
+
 class Tank:
     """Serve shuffled, prepared, collated batches from HDF5/NPZ files made by FuelGenerator.
 
@@ -101,6 +117,7 @@ class Tank:
     ) -> None:
         self._executor: Any = None
         self._closed = False
+        self._pid = os.getpid()
         paths, kind = resolve_paths(data_path)
         if not isinstance(data_specf, dict):
             raise TypeError(
@@ -112,7 +129,7 @@ class Tank:
             try:
                 split_dtype(dtype)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"data_specf[{key!r}]: {exc}") from None
+                raise type(exc)(f"data_specf[{key!r}]: {exc}") from None
         self.batch_size = _check_int("batch_size", batch_size, 1)
         if seed is None:
             seed = random.randrange(2**31)
@@ -144,6 +161,8 @@ class Tank:
                         f"column {key!r} has {source.length(key)} rows but {keys[0]!r} has {self._len}; "
                         "data_specf columns must have one row per sample"
                     )
+            if fetch_fn is None:
+                _check_castable(source, {k: data_specf[k] for k in keys})
             if worker_type is None:
                 # fixed by bench/bench_fuel.py: per-item Python work (decode, fetch, prep) runs ~1.5x faster in
                 # processes; pure memory-mapped RAW/numeric batches are copies, fastest in threads
@@ -159,6 +178,7 @@ class Tank:
         self._recompute()
         self.epoch = 0
         self.mile = 0
+        self._resuming = False  # set by seek() to a mile > 0: the next pass resumes there
         self._queue: collections.deque[tuple[int, int]] = collections.deque()
         self._order_cache: tuple[int, np.ndarray] | None = None
         _OPEN_TANKS.add(self)
@@ -237,6 +257,13 @@ class Tank:
         """
         if self._closed:
             raise RuntimeError("this Tank is closed; create a new one to read again")
+        if os.getpid() != self._pid:
+            # its worker threads do not exist here and its worker processes answer the parent only: waiting on
+            # them would hang
+            raise RuntimeError(
+                f"this Tank was created by process {self._pid} and cannot be read in a forked copy "
+                f"(process {os.getpid()}); create the Tank in the process that reads it"
+            )
         self._fill()
         key = self._queue.popleft()
         assert key == (self.epoch, self.mile)
@@ -245,13 +272,22 @@ class Tank:
         except BaseException:
             self._discard()
             raise
+        self._resuming = False
         self.mile += 1
         if self.mile == self.MPE:
             self.epoch, self.mile = self.epoch + 1, 0
         return batch
 
     def __iter__(self) -> Iterator[Any]:
-        """The remaining batches of the current epoch (all MPE of them from its start)."""
+        """One whole epoch: exactly MPE batches, as a DataLoader pass yields.
+
+        The pass covers the current epoch when none of its batches has been taken yet, else the next epoch:
+        batches already returned by `next()` (or by a pass left early) are never repeated, and the rest of
+        that epoch is skipped, so that each pass starts with a fresh order. After `seek(epoch, mile)` the pass
+        resumes there instead and yields that epoch's remaining MPE - mile batches.
+        """
+        if self.mile and not self._resuming:
+            self.seek(self.epoch + 1)
         epoch = self.epoch
         while self.epoch == epoch:
             yield self.next()
@@ -264,6 +300,7 @@ class Tank:
             raise ValueError(f"'mile' must be < MPE ({self.MPE}) (got {mile})")
         self._discard()
         self.epoch, self.mile = epoch, mile
+        self._resuming = mile > 0
 
     def set_distributed(self, rank: int, nworld: int, *, seed: int | None = None) -> None:
         """Re-shard for `rank` of `nworld` (Multiverse.sync calls this) and restart the current epoch.
@@ -299,9 +336,11 @@ class Tank:
         """Stop the workers and release file handles and shared memory (also done by `with` and at exit)."""
         self._closed = True
         self._queue.clear()
-        if self._executor is not None:
+        if self._executor is not None and os.getpid() == self._pid:
             self._executor.close()
-            self._executor = None
+        # a forked copy (a DataLoader worker, os.fork) only drops its references: the workers, their pipes and
+        # shared memory belong to the process that started them
+        self._executor = None
         self._builder.close()
         _OPEN_TANKS.discard(self)
 
@@ -313,7 +352,7 @@ class Tank:
 
     def __del__(self) -> None:
         try:
-            if self._executor is not None:
+            if self._executor is not None and os.getpid() == self._pid:
                 self._executor.close()
         except Exception:
             pass

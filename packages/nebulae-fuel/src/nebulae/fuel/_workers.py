@@ -381,11 +381,39 @@ class _Worker:
         return out
 
 
+def exit_status(proc: Any, wait: float = 5.0) -> str:
+    """How a child process ended, in words: 'exit code 3', 'killed by SIGKILL'.
+
+    Its pipe closes a moment before the process is reaped: wait up to `wait` seconds for the status, as
+    `exitcode` stays None until then.
+    """
+    proc.join(wait)
+    code = proc.exitcode
+    if code is None:
+        return "exit status unknown: still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _died(worker: _Worker) -> RuntimeError:
+    status = exit_status(worker.proc)
+    hint = " (the kernel's out-of-memory killer sends SIGKILL)" if status == "killed by SIGKILL" else ""
+    return RuntimeError(
+        f"Tank worker process {worker.proc.pid} died ({status}){hint}; its batches are lost: close this Tank "
+        "and create a new one"
+    )
+
+
 class ProcessExecutor:
     """`nworker` processes (forkserver, else spawn); arrays come back in reused shared-memory slabs."""
 
     def __init__(self, builder: BatchBuilder, nworker: int) -> None:
         ctx = mp_context()
+        self.pid = os.getpid()
         self.capacity = 2 * nworker
         self.workers: list[_Worker] = []
         try:
@@ -411,10 +439,7 @@ class ProcessExecutor:
                 ("task", self.task_ids, key[0], key[1], np.asarray(indices), worker.take_freed())
             )
         except OSError:
-            worker.proc.join(1)
-            raise RuntimeError(
-                f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})"
-            ) from None
+            raise _died(worker) from None
         self.owner[key] = (worker, self.task_ids)
 
     def _receive(self, worker: _Worker) -> None:
@@ -434,13 +459,9 @@ class ProcessExecutor:
                 try:
                     self._receive(worker)
                 except (EOFError, OSError):
-                    raise RuntimeError(
-                        f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})"
-                    ) from None
+                    raise _died(worker) from None
             elif not worker.proc.is_alive():
-                raise RuntimeError(
-                    f"Tank worker process {worker.proc.pid} died (exit code {worker.proc.exitcode})"
-                )
+                raise _died(worker)
         msg = self.done.pop(task_id)
         if msg[0] == "err":
             _, _, payload, text = msg
@@ -473,8 +494,8 @@ class ProcessExecutor:
         # results still in flight are drained (and their slabs freed) as they arrive
 
     def close(self) -> None:
-        if getattr(self, "closed", False):
-            return
+        if getattr(self, "closed", False) or os.getpid() != self.pid:
+            return  # in a forked copy, the workers and their slabs are the parent's to stop and remove
         self.closed = True
         for worker in self.workers:
             with contextlib.suppress(OSError, ValueError):
