@@ -38,7 +38,12 @@ def mean(values: list[float]) -> float:
         return math.fsum(values) / len(values)
     except (ValueError, OverflowError):
         n = len(values)
-        return sum(v / n for v in values)
+        average = sum(v / n for v in values)
+        if math.isinf(average) and all(map(math.isfinite, values)):
+            # the divided values, rounded up, can still sum past the float limit: the mean of finite
+            # values lies between the smallest and the largest
+            average = min(max(average, min(values)), max(values))
+        return average
 
 
 class Series:
