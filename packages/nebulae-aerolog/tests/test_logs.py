@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from nebulae.aerolog import DashBoard
+from nebulae.aerolog import AerologWarning, DashBoard
 from nebulae.aerolog._logfiles import read_record, write_curve_csv
 
 
@@ -67,42 +68,92 @@ def test_a_single_recorded_file_and_the_history_alias(tmp_path, capsys) -> None:
         ("mile,loss\n1,2\n", "the second header cell must read 'STAGE:METRIC'"),
         ("a,b,c\n1,2,3\n", "not a DashBoard record"),
         ("mile,TRAIN:loss\n1,abc\n", "row 2: expected two numbers"),
+        ("mile,TRAIN:loss\n1,2\n\n3,4,5\n", "row 4: expected two numbers"),
+        ("mile,TRAIN:loss\nnan,inf\n", "row 2: expected two numbers 'mile,value', the mile a finite one"),
+        ("epoch,TRAIN:loss\ninf,1\n", "row 2: expected two numbers 'epoch,value'"),
+        ("mile,TRAIN:loss\n1\n", "row 2: expected two numbers"),
+        ("mile,TRAIN:l\x00oss\n1,1\n", "the second header cell must read 'STAGE:METRIC'"),
+        (b"\x89PNG\r\n\x1a\n\x00\xff", "not a CSV text file"),
     ],
 )
-def test_foreign_csvs_in_a_record_are_named(tmp_path, text: str, message: str) -> None:
+def test_a_record_of_only_bad_csvs_is_an_error_naming_file_and_row_after_this_run_is_written(
+    tmp_path, capsys, text: str | bytes, message: str
+) -> None:
     (tmp_path / "rec").mkdir()
-    (tmp_path / "rec" / "labels.csv").write_text(text)
+    (tmp_path / "rec" / "labels.csv").write_bytes(text if isinstance(text, bytes) else text.encode())
     board = DashBoard(tmp_path / "new")
+    train(board, 1, 2)
     with pytest.raises(ValueError, match=message) as info:
-        board.log(record=tmp_path / "rec")
+        board.log(gauge=False, record=tmp_path / "rec")
     assert "labels.csv" in str(info.value)
+    assert rows(tmp_path / "new" / "loss_TRAIN_mile.csv") == ["mile,TRAIN:loss", "1,0.0", "2,1.0"]
 
 
-def test_missing_or_empty_records_are_reported(tmp_path) -> None:
+def test_one_bad_csv_in_a_record_folder_is_skipped_with_a_warning_after_this_run_is_written(
+    tmp_path, capsys
+) -> None:
+    first = DashBoard(tmp_path / "run1")
+    train(first, 1, 2)
+    first.log(gauge=False)
+    (tmp_path / "run1" / "labels.csv").write_text("path,label\nimg_1.jpg,cat\n")
+    second = DashBoard(tmp_path / "run2")
+    train(second, 1, 2, start=10.0)
+    with pytest.warns(
+        AerologWarning, match=r"'record': skipped .*labels\.csv: the first header cell must be"
+    ) as caught:
+        second.log(gauge=False, record=tmp_path / "run1")
+    assert len(caught) == 1
+    assert rows(tmp_path / "run2" / "loss_TRAIN_mile.csv")[1:] == ["1,0.0", "2,1.0", "3,10.0", "4,11.0"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reported once per file, not at every log()
+        second.log(gauge=False, record=tmp_path / "run1")
+
+
+def test_a_second_copy_of_a_series_is_skipped_with_a_warning(tmp_path) -> None:
+    (tmp_path / "rec").mkdir()
+    write_curve_csv(tmp_path / "rec" / "a.csv", "epoch", "DEV:bleu", [1], [0.2])
+    write_curve_csv(tmp_path / "rec" / "b.csv", "epoch", "DEV:bleu", [1], [0.9])
     board = DashBoard(tmp_path / "new")
+    with pytest.warns(
+        AerologWarning,
+        match=r"b\.csv: holds the epoch series of 'DEV:bleu' again \(first read from .*a\.csv\)",
+    ):
+        board.log(gauge=False, record=tmp_path / "rec")
+    assert rows(tmp_path / "new" / "bleu_DEV_epoch.csv") == ["epoch,DEV:bleu", "1,0.2"]
+
+
+def test_recorded_nan_and_inf_values_are_continued_and_kept_out_of_png_names(tmp_path, capsys) -> None:
+    (tmp_path / "old.csv").write_text("mile,TRAIN:loss\n1,0.5\n2,inf\n3,nan\n")
+    board = DashBoard(tmp_path / "new")
+    board.log(record=tmp_path / "old.csv")
+    assert rows(tmp_path / "new" / "loss_TRAIN_mile.csv") == ["mile,TRAIN:loss", "1,0.5", "2,inf", "3,nan"]
+    assert sorted(os.listdir(tmp_path / "new")) == ["loss_TRAIN_mile.csv", "loss_TRAIN_mile_3.png"]
+
+
+def test_missing_or_empty_records_are_reported_after_this_run_is_written(tmp_path, capsys) -> None:
+    board = DashBoard(tmp_path / "new")
+    train(board, 1, 2)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        board.log(record=tmp_path / "nowhere")
+        board.log(gauge=False, record=tmp_path / "nowhere")
+    assert (tmp_path / "new" / "loss_TRAIN_mile.csv").exists()
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no CSV"):
-        board.log(record=tmp_path / "empty")
+        board.log(gauge=False, subdir="again", record=tmp_path / "empty")
+    assert (tmp_path / "new" / "again" / "loss_TRAIN_epoch.csv").exists()
 
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(
-        st.tuples(
-            st.integers(min_value=0, max_value=10**9), st.floats(allow_nan=False, allow_infinity=False)
-        ),
-        max_size=20,
-    ),
+    st.lists(st.tuples(st.integers(min_value=0, max_value=10**9), st.floats()), max_size=20),
     st.sampled_from(["mile", "epoch"]),
 )
-def test_csv_round_trip_is_exact(tmp_path_factory, points, unit) -> None:
+def test_csv_round_trip_is_exact_nan_and_inf_included(tmp_path_factory, points, unit) -> None:
     path = tmp_path_factory.mktemp("rt") / "curve.csv"
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     write_curve_csv(path, unit, "TRAIN:x,y", xs, ys)
-    [(got_unit, key, got_x, got_y)] = read_record(path)
-    assert (got_unit, key, got_x, got_y) == (unit, "TRAIN:x,y", xs, ys)
+    [(got_unit, key, got_x, got_y)], problems = read_record(path)
+    assert (got_unit, key, got_x, problems) == (unit, "TRAIN:x,y", xs, [])
+    assert [repr(y) for y in got_y] == [repr(y) for y in ys]
 
 
 def test_png_curves_are_real_non_blank_images(tmp_path, capsys) -> None:

@@ -68,6 +68,7 @@ def test_refresh_zero_prints_every_interval(tmp_path, capsys) -> None:
 
 
 def test_terminal_redraw_moves_the_cursor_back_over_chart_and_line(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # a COLUMNS of the environment would set the width
     screen = FakeTerminal()
     monkeypatch.setattr(sys, "stdout", screen)
     board = DashBoard(tmp_path, divisor=4, refresh=0)
@@ -86,6 +87,7 @@ def test_terminal_redraw_moves_the_cursor_back_over_chart_and_line(tmp_path, mon
 
 
 def test_terminal_lines_are_clipped_to_the_fallback_width(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
     screen = FakeTerminal()
     monkeypatch.setattr(sys, "stdout", screen)
     board = DashBoard(tmp_path, refresh=0)

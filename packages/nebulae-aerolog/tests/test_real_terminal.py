@@ -60,7 +60,8 @@ def test_a_terminal_shows_bar_curve_and_summaries_without_stray_codes(
     tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
     command = f"{sys.executable} {loop_script} {tmp_path / 'logs'} {pause}; touch {done}; sleep 60"
     env = {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "xterm-256color"}
-    env.pop("TMUX", None)
+    for name in ("TMUX", "COLUMNS", "LINES"):  # COLUMNS would override the pane's width
+        env.pop(name, None)
 
     def screen() -> str:
         return subprocess.run(

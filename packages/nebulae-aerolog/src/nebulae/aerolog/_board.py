@@ -6,6 +6,7 @@ import contextlib
 import math
 import operator
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from time import perf_counter
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from ._rank import get_rank
 from ._screen import Screen, clip, visible_len
 from ._series import Series, to_number
 from ._track import AUTO, Step, tracked
+from ._warnings import AerologWarning
 
 __all__ = ["DashBoard"]
 
@@ -120,6 +122,7 @@ class DashBoard:
         self._plans: dict[str, dict[str, Series]] = {}  # stage -> metric -> Series, in first-seen order
         self._series: dict[str, Series] = {}  # "stage:metric" -> Series, recorded ones only
         self._merged: set[tuple[str, str]] = set()
+        self._reported: set[str] = set()  # record files already warned about
         self._step: Step | None = None  # set while a track() loop runs
         self._min_refresh = _TTY_REFRESH if refresh is None else refresh
         self._last_draw = -math.inf
@@ -477,10 +480,20 @@ class DashBoard:
 
     # ------------------------------------------------------------------ files
 
-    def _merge(self, record: str | os.PathLike[str]) -> None:
+    def _merge(self, record: str | os.PathLike[str]) -> list[str]:
+        """Prepend the series of a recorded run; return what was wrong with the files that were skipped.
+
+        Raises:
+            FileNotFoundError, ValueError: `record` names nothing usable (see :meth:`log`).
+        """
         from ._logfiles import read_record
 
-        for unit, key, xs, ys in read_record(record):
+        found, problems = read_record(record)
+        if not found:
+            raise ValueError(
+                f"'record': nothing in {os.fspath(record)} can be continued from: " + "; ".join(problems)
+            )
+        for unit, key, xs, ys in found:
             if (unit, key) in self._merged:
                 continue
             self._merged.add((unit, key))
@@ -492,6 +505,7 @@ class DashBoard:
                 rec.prior_mile = (xs, ys)
             else:
                 rec.prior_epoch = (xs, ys)
+        return problems
 
     def log(
         self,
@@ -504,21 +518,33 @@ class DashBoard:
     ) -> None:
         """Write the whole history into `log_path` (or ``log_path/subdir``), rewriting earlier files.
 
+        Every file is replaced atomically (a crash leaves the previous file or the new one), CSVs before
+        PNGs. This run's files are written first, whatever `record` holds; only then is a bad record
+        reported.
+
         Args:
             gauge: draw PNG curves: per metric and stage the smoothed per-mile series
-                (``{metric}_{stage}_{last:.3g}_mile_{last_mile}.png``) and, once an epoch has ended, per
-                metric the epoch averages of all stages (``{metric}_epoch_{max_epoch}.png``).
+                (``{metric}_{stage}_{last:.3g}_mile_{last_mile}.png``, without ``_{last}`` when the last value
+                is nan or inf) and, once an epoch has ended, per metric the epoch averages of all stages
+                (``{metric}_epoch_{max_epoch}.png``). Values nan, inf or beyond 1e300 leave gaps, counted in
+                the title.
             tachograph: write CSVs ``{metric}_{stage}_mile.csv`` (``mile,STAGE:METRIC``) and
-                ``{metric}_{stage}_epoch.csv`` (``epoch,STAGE:METRIC``), atomically.
+                ``{metric}_{stage}_epoch.csv`` (``epoch,STAGE:METRIC``); nan and inf are written as such.
             record: a tachograph CSV of an earlier run, or a directory of them (alias ``history``):
                 its rows come first and this run continues after its last mile and epoch. Each series
-                is merged once per DashBoard.
+                is merged once per DashBoard. A CSV that is not a tachograph file (a foreign table, a
+                malformed row, a second copy of a series) is skipped with an :class:`AerologWarning`
+                naming the file, the row and what is wrong; values nan and inf are legitimate.
             subdir: a subdirectory of `log_path` to write into.
 
         Raises:
             TypeError: both `record` and `history` are given.
-            FileNotFoundError: `record` does not exist.
-            ValueError: a `record` CSV is not a tachograph file (the message names it).
+            FileNotFoundError: `record` does not exist (raised after this run's files are written).
+            ValueError: nothing in `record` can be continued from: no CSV, or only bad ones (the message
+                names each file; raised after this run's files are written).
+
+        Warns:
+            AerologWarning: a CSV of `record` was skipped (once per file and reason).
         """
         if history is not None:
             if record:
@@ -526,8 +552,21 @@ class DashBoard:
             record = history
         if not self._active:
             return
+        # This run's files are written whatever `record` holds, and only then is a bad record reported:
+        # a training script must not lose its logs to a stray file in an old folder.
+        problems: list[str] = []
+        error: Exception | None = None
         if record:
-            self._merge(record)
+            try:
+                problems = self._merge(record)
+            except (FileNotFoundError, ValueError) as exc:
+                error = exc
         from ._logfiles import write_logs
 
         write_logs(list(self._series.values()), os.path.join(self.log_path, subdir), gauge, tachograph)
+        for problem in problems:
+            if problem not in self._reported:
+                self._reported.add(problem)
+                warnings.warn(f"'record': skipped {problem}", AerologWarning, stacklevel=2)
+        if error is not None:
+            raise error

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import sys
 from bisect import bisect_right
 from collections.abc import Sequence
 
 __all__ = ["curve2str", "short_count"]
 
 _LABEL = 10  # width of the y labels, '%10.3f'
+_FLOAT_MAX = sys.float_info.max
 
 
 def short_count(x: int) -> str:
@@ -40,11 +42,17 @@ def _even_bands(ys: list[float], rows: int) -> tuple[list[int | None], list[floa
     lo, hi = (min(finite), max(finite)) if finite else (0.0, 0.0)
     if hi == lo:  # a flat curve sits in the middle of a small range around it
         half = abs(lo) * 0.1 or 1.0
-        lo, hi = lo - half, hi + half
+        lo, hi = max(lo - half, -_FLOAT_MAX), min(hi + half, _FLOAT_MAX)
     steps = max(rows - 1, 1)
-    labels = [lo + b * (hi - lo) / steps for b in range(rows)]
+    if hi - lo < math.inf:
+        labels = [lo + b * (hi - lo) / steps for b in range(rows)]
+        scale, lo_s, hi_s = 1.0, lo, hi
+    else:  # bounds more than the float range apart (a diverged run): work on halves, which cannot overflow
+        labels = [lo * (1 - b / steps) + hi * (b / steps) for b in range(rows)]
+        scale, lo_s, hi_s = 0.5, lo * 0.5, hi * 0.5
     bands: list[int | None] = [
-        min(rows - 1, round((y - lo) / (hi - lo) * steps)) if math.isfinite(y) else None for y in ys
+        min(rows - 1, round((y * scale - lo_s) / (hi_s - lo_s) * steps)) if math.isfinite(y) else None
+        for y in ys
     ]
     return bands, labels
 
@@ -73,10 +81,11 @@ def curve2str(
 ) -> str:
     """Draw a series as an ASCII chart.
 
-    The chart has `divisor` rows (y labels ``%10.3f``; the bottom row is the minimum shown, the top
-    row the maximum) and at most `span` columns, one per point. Strokes: ``/`` rising, ``\\`` falling,
-    ``|`` vertical fill, ``_`` flat. x ticks every 5 columns (labels right-aligned under them) give the 1-based index of the point,
-    with K/M suffixes. Non-finite values leave a gap.
+    The chart has `divisor` rows (y labels ``%10.3f``, or all ``%10.2e`` when one would not fit; the bottom
+    row is the minimum shown, the top row the maximum) and at most `span` columns, one per point. Strokes:
+    ``/`` rising, ``\\`` falling, ``|`` vertical fill, ``_`` flat. x ticks every 5 columns (labels
+    right-aligned under them) give the 1-based index of the point, with K/M suffixes. Non-finite values
+    leave a gap; any float, however large, is drawn without error.
 
     Args:
         curve: the y values, the first one at x = 1.
@@ -110,7 +119,7 @@ def curve2str(
     idxs = _sample(len(curve), span, is_global)
     try:
         ys = [float(curve[i]) for i in idxs]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"'curve' must hold numbers ({exc})") from None
     bands, labels = (_elastic_bands if is_elastic else _even_bands)(ys, divisor)
     rows = len(labels)
@@ -133,8 +142,11 @@ def curve2str(
         prev = b
     pad = " " * _LABEL
     lines = [f"{y_title[-_LABEL:]:>{_LABEL}} ^"]
+    texts = [f"{y:{_LABEL}.3f}" for y in labels]
+    if max(map(len, texts)) > _LABEL:  # huge values: exponents keep the rows aligned and readable
+        texts = [f"{y:{_LABEL}.2e}" for y in labels]
     for r in range(rows - 1, -1, -1):
-        lines.append(f"{labels[r]:{_LABEL}.3f} |{''.join(grid[r])}".rstrip())
+        lines.append(f"{texts[r]} |{''.join(grid[r])}".rstrip())
     ticks = "".join("+" if (j + 1) % 5 == 0 else "-" for j in range(len(ys)))
     lines.append(f"{pad} +{ticks}> {x_title}")
     tick_line = ""

@@ -52,12 +52,20 @@ def parse_format(format: Mapping[str, object] | None) -> dict[str, Format]:
     return {str(name): _check_spec(str(name), spec) for name, spec in format.items()}
 
 
+def _number(fmt: str, value: float) -> str:
+    # Fixed-point digits past 1e16 are noise, and a diverged loss near 1e308 would print 300 of them:
+    # such values take the exponent form at the same precision.
+    if fmt[-1:] in ("f", "F") and not -1e16 < value < 1e16:
+        fmt = fmt[:-1] + "e"
+    return ("%-" + fmt) % value
+
+
 def show(fmt: Any, mode: str, value: object) -> str:
     """Format one value for display (`inviz` values show nothing)."""
     if mode == "raw":
-        return ("%-" + fmt) % value
+        return _number(fmt, value)  # type: ignore[arg-type]
     if mode == "percent":
-        return ("%-" + fmt) % (value * 100) + "%"  # type: ignore[operator]
+        return _number(fmt, value * 100) + "%"  # type: ignore[operator]
     if mode == "tailor":
         return str(fmt(value))
     return ""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import math
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -12,7 +15,7 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     from ._series import Series
 
-__all__ = ["atomic_write", "read_record", "safe_name", "write_curve_csv", "write_logs"]
+__all__ = ["atomic_write", "read_record", "remove_dead_temps", "safe_name", "write_curve_csv", "write_logs"]
 
 UNITS = ("mile", "epoch")
 
@@ -22,8 +25,13 @@ def safe_name(text: str) -> str:
     return text.replace("/", "-").replace(os.sep, "-")
 
 
+# the temp files atomic_write() makes for log files, named after the writer's pid
+_TEMP = re.compile(r".\.(?:csv|png)\.tmp-(\d+)$")
+
+
 def atomic_write(path: str | os.PathLike[str], fill: Callable[[IO[bytes]], object]) -> None:
-    """Write `path` through a temp file ``{path}.tmp-{pid}``, fsync it, then ``os.replace`` it into place.
+    """Write `path` through a temp file ``{path}.tmp-{pid}``, fsync it, ``os.replace`` it into place, then
+    fsync the directory so that the rename survives a power cut.
 
     A reader never sees a half-written file, and an interrupted run leaves the previous file intact.
     """
@@ -39,6 +47,31 @@ def atomic_write(path: str | os.PathLike[str], fill: Callable[[IO[bytes]], objec
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    if os.name == "posix":  # elsewhere a directory cannot be opened to be synced
+        fd = os.open(os.path.dirname(final) or ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process, or no pid to judge: keep its file
+        return True
+    return True
+
+
+def remove_dead_temps(folder: Path) -> None:
+    """Delete the temp files that writers killed mid-write (pid no longer alive) left in `folder`."""
+    for entry in os.scandir(folder):
+        match = _TEMP.search(entry.name)
+        if match and entry.is_file(follow_symlinks=False) and not _pid_alive(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):  # another cleaner got there first
+                os.unlink(entry.path)
 
 
 def _number_text(x: float) -> str:
@@ -56,42 +89,63 @@ def write_curve_csv(path: Path, unit: str, key: str, xs: Sequence[float], ys: Se
 
 
 def _read_one(path: Path) -> tuple[str, str, list[float], list[float]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    if not rows or len(rows[0]) != 2:
+    """Read one tachograph CSV.
+
+    Values may be ``nan`` or ``inf`` (a run that diverged recorded them); x values must be finite numbers.
+
+    Raises:
+        ValueError: the file is not a tachograph CSV; the message names the file, the row and what is wrong.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # -sig: a header saved with a BOM
+            reader = csv.reader(fh)
+            numbered = [(reader.line_num, row) for row in reader if row]  # blank lines carry nothing
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{path}: not a DashBoard record, not a CSV text file ({exc})") from None
+    if not numbered or len(numbered[0][1]) != 2:
         raise ValueError(
             f"{path}: not a DashBoard record; expected a header 'mile,STAGE:METRIC' or 'epoch,STAGE:METRIC' "
-            f"(got {rows[0] if rows else 'an empty file'})"
+            f"(got {numbered[0][1] if numbered else 'an empty file'})"
         )
-    unit, key = rows[0]
+    unit, key = numbered[0][1]
     if unit not in UNITS:
         raise ValueError(f"{path}: the first header cell must be 'mile' or 'epoch' (got {unit!r})")
     stage, sep, metric = key.partition(":")
-    if not (sep and stage and metric):
+    if not (sep and stage and metric and key.isprintable()):  # control characters break file names
         raise ValueError(f"{path}: the second header cell must read 'STAGE:METRIC' (got {key!r})")
     xs: list[float] = []
     ys: list[float] = []
-    for n, row in enumerate(rows[1:], start=2):
+    for line, row in numbered[1:]:
         try:
-            x, y = row
-            xs.append(float(x))
-            ys.append(float(y))
+            x, y = (float(cell) for cell in row)
         except ValueError:
-            raise ValueError(f"{path}, row {n}: expected two numbers '{unit},value' (got {row!r})") from None
+            x = math.nan
+        if not math.isfinite(x):
+            raise ValueError(
+                f"{path}, row {line}: expected two numbers '{unit},value', the {unit} a finite one "
+                f"(got {row!r}); fix or delete that row"
+            )
+        xs.append(x)
+        ys.append(y)
     xs_out = [int(x) if x.is_integer() else x for x in xs]
     return unit, key, xs_out, ys
 
 
-def read_record(path: str | os.PathLike[str]) -> list[tuple[str, str, list[float], list[float]]]:
+def read_record(
+    path: str | os.PathLike[str],
+) -> tuple[list[tuple[str, str, list[float], list[float]]], list[str]]:
     """Read the tachograph CSVs of an earlier run: one file, or every ``*.csv`` in a directory.
 
+    A file that is not a tachograph CSV (a foreign table, a malformed row, a second copy of a series) is
+    skipped, and reported in the list of problems.
+
     Returns:
-        ``(unit, "stage:metric", xs, ys)`` per file, `unit` being ``'mile'`` or ``'epoch'``.
+        ``(unit, "stage:metric", xs, ys)`` per file read, `unit` being ``'mile'`` or ``'epoch'``, and one
+        message per file skipped, naming the file (and row) and what is wrong with it.
 
     Raises:
         FileNotFoundError: `path` does not exist.
-        ValueError: a CSV is not in the tachograph format (the message names the file and row), two
-            files hold the same series, or a directory holds no CSV.
+        ValueError: a directory holds no CSV.
     """
     root = Path(path)
     if not root.exists():
@@ -104,40 +158,56 @@ def read_record(path: str | os.PathLike[str]) -> list[tuple[str, str, list[float
     if not files:
         raise ValueError(f"'record': {root} holds no CSV file to continue from")
     out = []
+    problems = []
     seen: dict[tuple[str, str], Path] = {}
     for file in files:
-        unit, key, xs, ys = _read_one(file)
+        try:
+            unit, key, xs, ys = _read_one(file)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        except OSError as exc:
+            problems.append(f"{file}: cannot be read ({exc})")
+            continue
         if (unit, key) in seen:
-            raise ValueError(f"'record': {file} and {seen[unit, key]} both hold the {unit} series of {key!r}")
+            problems.append(
+                f"{file}: holds the {unit} series of {key!r} again (first read from {seen[unit, key]})"
+            )
+            continue
         seen[unit, key] = file
         out.append((unit, key, xs, ys))
-    return out
+    return out, problems
 
 
 def write_logs(series: Sequence[Series], folder: str, gauge: bool, tachograph: bool) -> None:
-    """Write the tachograph CSVs and/or the PNG curves of every recorded series into `folder`."""
+    """Write the tachograph CSVs and/or the PNG curves of every recorded series into `folder`.
+
+    Every CSV is written before the first PNG: a plot that fails leaves the numbers on disk.
+    """
     dst = Path(folder)
     dst.mkdir(parents=True, exist_ok=True)
+    remove_dead_temps(dst)
+    curves = [(rec, rec.mile_curve(), rec.epoch_curve()) for rec in series]
+    if tachograph:
+        for rec, (mx, my), (ex, ey) in curves:
+            metric, stage = safe_name(rec.name), safe_name(rec.stage)
+            if my:
+                write_curve_csv(dst / f"{metric}_{stage}_mile.csv", "mile", rec.key, mx, my)
+            if ey:
+                write_curve_csv(dst / f"{metric}_{stage}_epoch.csv", "epoch", rec.key, ex, ey)
+    if not gauge:
+        return
+    from ._plot import plot_epochs, plot_miles
+
     epochs: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
-    for rec in series:
-        metric, stage = safe_name(rec.name), safe_name(rec.stage)
-        mx, my = rec.mile_curve()
-        ex, ey = rec.epoch_curve()
+    for rec, (mx, my), (ex, ey) in curves:
         if ey:
             epochs.setdefault(rec.name, {})[rec.stage] = (ex, ey)
-        if tachograph and my:
-            write_curve_csv(dst / f"{metric}_{stage}_mile.csv", "mile", rec.key, mx, my)
-        if tachograph and ey:
-            write_curve_csv(dst / f"{metric}_{stage}_epoch.csv", "epoch", rec.key, ex, ey)
-        if gauge and my:
-            from ._plot import plot_miles
-
-            plot_miles(
-                dst / f"{metric}_{stage}_{my[-1]:.3g}_mile_{mx[-1]:g}.png", rec.key, mx, my, rec.fmt, rec.mode
-            )
-    if gauge:
-        from ._plot import plot_epochs
-
-        for name, curves in epochs.items():
-            last = max(x for xs, _ in curves.values() for x in xs)
-            plot_epochs(dst / f"{safe_name(name)}_epoch_{last:g}.png", name, curves)
+        if my:
+            # a diverged last value stays out of the file name (no 'nan' or 'inf' there); the title shows it
+            last = f"_{my[-1]:.3g}" if math.isfinite(my[-1]) else ""
+            name = f"{safe_name(rec.name)}_{safe_name(rec.stage)}{last}_mile_{mx[-1]:g}.png"
+            plot_miles(dst / name, rec.key, mx, my, rec.fmt, rec.mode)
+    for metric, by_stage in epochs.items():
+        last_epoch = max(x for xs, _ in by_stage.values() for x in xs)
+        plot_epochs(dst / f"{safe_name(metric)}_epoch_{last_epoch:g}.png", metric, by_stage)

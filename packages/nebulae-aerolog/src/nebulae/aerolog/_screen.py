@@ -19,6 +19,11 @@ CLEAR_DOWN = "\x1b[J"  # erase from the cursor to the end of the screen
 HIGHLIGHT = "\x1b[43m"  # yellow background
 RESET = "\x1b[0m"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_DEFAULT_COLUMNS = 80  # what shutil.get_terminal_size() assumes when a terminal reports no width
+# A console that cannot encode the board's symbols (cp1252, ascii) gets ASCII ones of the same length,
+# so that widths, clipping and the summary's box stay as computed.
+_GLYPHS = "✇⊰⟦⟧⊱⧲➠"
+_ASCII_GLYPHS = str.maketrans(_GLYPHS, "*<[]>@=")
 
 
 def up(n: int) -> str:
@@ -46,6 +51,14 @@ def clip(text: str, width: int) -> str:
         pos = match.end()
     out.append(text[pos:][: max(0, width - shown)])
     return "".join(out) + RESET
+
+
+def _encodable(text: str, encoding: object) -> str:
+    """`text` with what `encoding` cannot encode replaced by ``?``, so that drawing never stops training."""
+    try:
+        return text.encode(encoding, "replace").decode(encoding)  # type: ignore[arg-type]
+    except (TypeError, LookupError):  # no usable encoding name: keep to ASCII, which every console takes
+        return text.encode("ascii", "replace").decode("ascii")
 
 
 class LineRelay(io.TextIOBase):
@@ -95,6 +108,7 @@ class Screen:
         self.real_out: TextIO | None = None  # the real stdout while redirect() is active
         self._stream_seen: object = None
         self._tty = False
+        self._ascii = False  # the stream cannot encode _GLYPHS
         self._frame = ""  # the board as last drawn, to restore it after write()
         self._drawn = 0  # lines of that board below the cursor (0: nothing drawn in place)
         self._wiped = 0  # visible length of the line drawn in wipe mode (0: none)
@@ -103,19 +117,40 @@ class Screen:
     def stream(self) -> TextIO:
         return self.real_out if self.real_out is not None else sys.stdout
 
+    def _probe(self, stream: TextIO) -> None:
+        """Learn once per stream whether it is a terminal and whether it can encode the board's symbols."""
+        self._stream_seen = stream
+        try:
+            self._tty = bool(stream.isatty())
+        except (AttributeError, ValueError, OSError):
+            self._tty = False
+        encoding = getattr(stream, "encoding", None)  # None for in-memory streams, which take any text
+        self._ascii = False
+        if isinstance(encoding, str):
+            try:
+                _GLYPHS.encode(encoding)
+            except (UnicodeError, LookupError):
+                self._ascii = True
+
     def is_tty(self, stream: TextIO) -> bool:
         if stream is not self._stream_seen:
-            self._stream_seen = stream
-            try:
-                self._tty = bool(stream.isatty())
-            except (AttributeError, ValueError, OSError):
-                self._tty = False
+            self._probe(stream)
         return self._tty
 
     def width(self, stream: TextIO, nmetrics: int) -> int:
-        """Usable columns: the terminal's minus one (writing the last column wraps on some terminals)."""
+        """Usable columns: the terminal's minus one (writing the last column wraps on some terminals).
+
+        As in ``shutil.get_terminal_size()``, a positive ``COLUMNS`` in the environment wins, and a terminal
+        that reports 0 columns (some containers and CI ptys) counts as 80.
+        """
         try:
-            return os.get_terminal_size(stream.fileno()).columns - 1
+            columns = int(os.environ.get("COLUMNS", ""))
+        except ValueError:
+            columns = 0
+        if columns > 0:
+            return columns - 1
+        try:
+            return (os.get_terminal_size(stream.fileno()).columns or _DEFAULT_COLUMNS) - 1
         except (AttributeError, ValueError, OSError):
             if not self._width_warned:
                 self._width_warned = True
@@ -135,11 +170,20 @@ class Screen:
         self._frame = ""
         return text
 
-    @staticmethod
-    def _emit(stream: TextIO | None, text: str) -> None:
+    def _emit(self, stream: TextIO | None, text: str) -> None:
         if stream is None:  # pythonw and some daemons run without a stdout
             return
-        stream.write(text)
+        if stream is not self._stream_seen:
+            self._probe(stream)
+        if self._ascii:
+            text = text.translate(_ASCII_GLYPHS)
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:  # a metric name or a printed line the console cannot show
+            try:
+                stream.write(_encodable(text, getattr(stream, "encoding", None)))
+            except UnicodeEncodeError:  # the stream does not take the encoding it names
+                stream.write(_encodable(text, "ascii"))
         stream.flush()
 
     def frame(self, stream: TextIO, lines: list[str], width: int, flush: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["Series", "to_number"]
+__all__ = ["Series", "mean", "to_number"]
 
 
 def to_number(name: str, value: object) -> float:
@@ -25,6 +25,25 @@ def to_number(name: str, value: object) -> float:
         raise TypeError(
             f"entry[{name!r}] must be a number, a 0-d array or a 1-element tensor (got {type(value).__name__})"
         ) from None
+
+
+def mean(values: list[float]) -> float:
+    """The mean of `values` (not empty), exact as ``math.fsum`` gives it, and never an exception.
+
+    A diverged run feeds ``inf`` and ``-inf`` (fsum refuses to add them) or finite values whose running sum
+    leaves the float range (fsum reports an intermediate overflow although the mean is finite): those few
+    cases take a plain sum of the values divided first, giving ``nan``, ``inf`` or the finite mean.
+    """
+    try:
+        return math.fsum(values) / len(values)
+    except (ValueError, OverflowError):
+        n = len(values)
+        average = sum(v / n for v in values)
+        if math.isinf(average) and all(map(math.isfinite, values)):
+            # the divided values, rounded up, can still sum past the float limit: the mean of finite
+            # values lies between the smallest and the largest
+            average = min(max(average, min(values)), max(values))
+        return average
 
 
 class Series:
@@ -87,10 +106,10 @@ class Series:
         seg = self.vals[self.start :]
         if not seg:
             return None
-        mean = math.fsum(seg) / len(seg)
-        self.epoch_vals.append(mean)
+        average = mean(seg)
+        self.epoch_vals.append(average)
         self.epoch_xs.append(e)
-        return mean
+        return average
 
     def smoothed(self) -> list[float]:
         """The moving average at every recorded mile (a ring of `window` slots indexed by global mile)."""
@@ -98,14 +117,23 @@ class Series:
             return self.vals
         ring, w, total, out = self._ring, self.window, self._total, self._smooth
         vals, xs = self.vals, self.xs
+        inf = math.inf
         for i in range(self._done, len(vals)):
             g, v = xs[i], vals[i]
             slot = (g - 1) % w
             total += v - ring[slot]
             ring[slot] = v
             if slot == w - 1:  # refresh the running sum once per lap, so rounding never accumulates
-                total = math.fsum(ring)
-            out.append(math.fsum(ring[:g]) / g if g < w else total / w)
+                try:
+                    total = math.fsum(ring)
+                except (ValueError, OverflowError):  # inf and -inf, or past the float range: see below
+                    total = math.nan
+            if g < w:
+                out.append(mean(ring[:g]))
+            elif -inf < total < inf:
+                out.append(total / w)
+            else:  # nan or inf in the window, or a sum past the float range: average the window itself
+                out.append(mean(ring))
         self._total, self._done = total, len(vals)
         return out
 
