@@ -267,6 +267,16 @@ def test_coat_and_shell_on_cpu():
         engine.shell([1, 2])
 
 
+def test_engine_coat_keeps_numpy_dtypes_and_rejects_non_numeric_arrays():
+    # the same coat as astro's: NumPy scalars keep their dtype, object and string arrays are refused
+    engine = Engine(CPU, verbose=False)
+    assert engine.coat(np.float64(1.5)).dtype == torch.float64
+    assert engine.coat(np.int32(3)).dtype == torch.int32
+    for bad in (np.array(["x"]), np.array([object()])):
+        with pytest.raises(TypeError, match=r"coat\(\) takes numeric NumPy data"):
+            engine.coat(bad)
+
+
 _REAL_GPU = textwrap.dedent(
     """
     import torch

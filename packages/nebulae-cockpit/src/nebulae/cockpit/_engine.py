@@ -11,10 +11,18 @@ from typing import Any
 
 import torch
 
-from nebulae.kit import Law, get_local_rank, get_local_world_size, get_rank, set_current_engine
+from nebulae.kit import (
+    Law,
+    coat_to,
+    get_local_rank,
+    get_local_world_size,
+    get_rank,
+    set_current_engine,
+    shell_from,
+    target_device,
+)
 
 from ._constants import CPU, DYNAMIC, GPU, Gearbox, normalize_device, normalize_gearbox
-from ._datum import coat_to, shell_from
 from ._gpus import GpuShortage, list_gpus, parse_ids, select_gpus
 from ._warnings import CockpitWarning
 
@@ -199,15 +207,11 @@ class Engine:
         return "\n".join(["GPU id | name | free MiB out of total MiB", *rows])
 
     # ---------------------------------------------------------------- data
-    def _target(self) -> torch.device:
-        if self.device == CPU:
-            return torch.device("cpu")
-        if self.rank >= 0 and self.local_rank < len(self.chip):
-            return self.chip[self.local_rank]
-        return self.chip[0]
-
     def coat(self, datum: Any, as_const: bool = True, sync: bool = True) -> torch.Tensor:
-        """Put ``datum`` (number, list, NumPy array or tensor) on this engine's device as a tensor.
+        """Put ``datum`` (number, list, numeric NumPy array or tensor) on this engine's device as a tensor.
+
+        The device is the CPU, ``chip[local_rank]`` in a distributed run, else CUDA's current device
+        (where ``Craft.gear`` puts the model). A tensor is detached; NumPy data keeps its dtype.
 
         Args:
             datum: the data.
@@ -215,9 +219,10 @@ class Engine:
             sync: False copies with ``non_blocking=True``.
 
         Raises:
-            TypeError: an unsupported type, or ``as_const=False`` on a non-floating dtype.
+            TypeError: an unsupported type (non-numeric arrays included), or ``as_const=False`` on a
+                non-floating dtype.
         """
-        return coat_to(datum, self._target(), as_const, sync)
+        return coat_to(datum, target_device(self), as_const, sync)
 
     def shell(self, datum: Any, as_np: bool = True, sync: bool = False) -> Any:
         """Detach a tensor; with ``as_np`` return it as NumPy (a scalar for 0-d). ``sync`` waits for the GPU."""
