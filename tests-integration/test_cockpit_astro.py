@@ -72,3 +72,16 @@ def test_engine_coat_and_dock_coat_agree():
                 dock.coat(bad)
     finally:
         set_current_engine(previous)
+
+
+def test_astro_and_cockpit_reach_torch_internals_the_same_way():
+    # each package keeps its own compat module (they import no sibling but kit); the copies must not drift
+    import inspect
+
+    from nebulae.astro import _compat as astro_compat
+    from nebulae.cockpit import _compat as cockpit_compat
+
+    assert astro_compat.TORCH_WRITTEN_AGAINST == cockpit_compat.TORCH_WRITTEN_AGAINST
+    for name in ("compiled_original", "registered_child"):
+        ours, theirs = getattr(cockpit_compat, name), getattr(astro_compat, name)
+        assert inspect.getsource(ours) == inspect.getsource(theirs), f"_compat.{name} differs"

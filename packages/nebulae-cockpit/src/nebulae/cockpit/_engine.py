@@ -22,6 +22,7 @@ from nebulae.kit import (
     target_device,
 )
 
+from ._compat import default_store
 from ._constants import CPU, DYNAMIC, GPU, Gearbox, normalize_device, normalize_gearbox
 from ._gpus import GpuShortage, list_gpus, parse_ids, select_gpus
 from ._warnings import CockpitWarning
@@ -183,7 +184,7 @@ class Engine:
                 "Engine(device=GPU) in a distributed run needs the process group to share its GPU choice: "
                 "call mv.init() before creating the Engine"
             )
-        store = dist.distributed_c10d._get_default_store()
+        store = default_store()
         node = os.environ.get("GROUP_RANK") or str(max(self.rank, 0) // max(n, 1))
         key = f"nebulae/gpus/{node}/{next(_engine_serial)}"
         if self.local_rank == 0:
