@@ -1,4 +1,4 @@
-"""The small utilities of SPEC §6.2."""
+"""The small utilities of nebulae.kit (the API table of the README): configs, seeds, labels, images, versions."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ class GPUInfo(NamedTuple):
         uuid: the NVML UUID, e.g. ``'GPU-5f1c...'``.
     """
 
-    index: int  # type: ignore[assignment]  # the SPEC's field name shadows tuple.index
+    index: int  # type: ignore[assignment]  # the public field name (README's GPUInfo) shadows tuple.index
     name: str
     total: float
     free: float
