@@ -55,6 +55,13 @@ def test_hotvec2mtx_accepts_ints_lists_and_strings_with_on_off_values():
         kit.hotvec2mtx([4], 4)
 
 
+def test_hotvec2mtx_tells_a_wrong_nclasses_type_from_a_wrong_value():
+    with pytest.raises(TypeError, match=r"'nclasses' must be an int \(got str '4'\)"):
+        kit.hotvec2mtx([1], "4")
+    with pytest.raises(ValueError, match=r"'nclasses' must be >= 1 \(got 0\)"):
+        kit.hotvec2mtx([1], 0)
+
+
 def test_sparse_round_trip():
     pytest.importorskip("scipy")
     dense = np.array([[0, 2], [3, 0]])

@@ -63,7 +63,8 @@ class Engine:
 
     Raises:
         ValueError: a bad ``device``/``gearbox``/count, or ``Law.CORE`` other than pytorch.
-        TypeError: an alias given together with its canonical name.
+        TypeError: an alias given together with its canonical name, or a count or ``least_mem`` that is
+            not a number.
         RuntimeError: not enough available GPUs (the message says what was found and what holds them).
 
     Example:
@@ -106,7 +107,11 @@ class Engine:
         self.gpus: list[Any] = []
         if ngpus is not None:
             _positive_int(ngpus, "ngpus")
-        if isinstance(least_mem, bool) or not isinstance(least_mem, int | float) or least_mem < 0:
+        if isinstance(least_mem, bool) or not isinstance(least_mem, int | float):
+            raise TypeError(
+                f"'least_mem' must be a number of MiB (got {type(least_mem).__name__} {least_mem!r})"
+            )
+        if least_mem < 0:
             raise ValueError(f"'least_mem' must be a number of MiB >= 0 (got {least_mem!r})")
         ids = parse_ids(available_gpus)
         verbose = verbose and self.rank <= 0
