@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -15,6 +16,7 @@ def _changed(what: str) -> str:
     )
 
 
+@pytest.mark.filterwarnings("ignore:.*torch.jit:DeprecationWarning")  # raised inside torch.compile's import
 def test_a_compiled_module_still_holds_the_original_in_orig_mod():
     net = nn.Linear(2, 2)
     compiled = torch.compile(net)  # wraps only; nothing is compiled before the first call

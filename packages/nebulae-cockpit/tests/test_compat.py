@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 
+import pytest
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -36,6 +37,7 @@ def test_the_default_process_group_store_is_reachable():
         dist.destroy_process_group()
 
 
+@pytest.mark.filterwarnings("ignore:.*torch.jit:DeprecationWarning")  # raised inside torch.compile's import
 def test_a_compiled_module_still_holds_the_original_in_orig_mod():
     net = nn.Linear(2, 2)
     compiled = torch.compile(net)  # wraps only; nothing is compiled before the first call

@@ -277,12 +277,12 @@ def test_engine_coat_keeps_numpy_dtypes_and_rejects_non_numeric_arrays():
             engine.coat(bad)
 
 
-
 def test_least_mem_of_a_wrong_type_is_a_type_error_and_a_negative_one_a_value_error():
     with pytest.raises(TypeError, match="'least_mem' must be a number of MiB"):
         Engine(GPU, least_mem="2048", verbose=False)
     with pytest.raises(ValueError, match="'least_mem' must be a number of MiB >= 0"):
         Engine(GPU, least_mem=-1, verbose=False)
+
 
 _REAL_GPU = textwrap.dedent(
     """
