@@ -1,12 +1,15 @@
-"""A dock Craft and an astro optimizer craft saved and resumed through cockpit's TimeMachine."""
+"""A dock Craft and an astro optimizer craft saved and resumed through cockpit's TimeMachine; one coat/shell."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from nebulae.astro import dock
-from nebulae.cockpit import TimeMachine
+from nebulae.cockpit import CPU, Engine, TimeMachine
+from nebulae.kit import current_engine, set_current_engine
 
 
 class Regressor(dock.Craft):
@@ -50,3 +53,35 @@ def test_optimizer_craft_resumes_exactly_where_it_stopped(tmp_path):
     assert resumed_optz.step_count == 5
     assert _steps(resumed, resumed_optz, 4) == expected
     assert resumed_optz.lr == optz.lr
+
+
+def test_engine_coat_and_dock_coat_agree():
+    # both call kit's coat_to: the same dtype, device and leafness, and the same inputs refused
+    previous = current_engine()
+    engine = Engine(CPU, verbose=False)
+    try:
+        for datum in (3, 2.5, [1.0, 2.0], np.float64(0.5), np.arange(4, dtype=np.int16), torch.ones(2) * 2):
+            ours, theirs = engine.coat(datum), dock.coat(datum)
+            assert (ours.dtype, ours.device, ours.is_leaf) == (theirs.dtype, theirs.device, theirs.is_leaf)
+            assert torch.equal(ours, theirs)
+            assert np.array_equal(engine.shell(ours), dock.shell(theirs))
+        for bad in ("text", np.array(["x"])):
+            with pytest.raises(TypeError, match="coat"):
+                engine.coat(bad)
+            with pytest.raises(TypeError, match="coat"):
+                dock.coat(bad)
+    finally:
+        set_current_engine(previous)
+
+
+def test_astro_and_cockpit_reach_torch_internals_the_same_way():
+    # each package keeps its own compat module (they import no sibling but kit); the copies must not drift
+    import inspect
+
+    from nebulae.astro import _compat as astro_compat
+    from nebulae.cockpit import _compat as cockpit_compat
+
+    assert astro_compat.TORCH_WRITTEN_AGAINST == cockpit_compat.TORCH_WRITTEN_AGAINST
+    for name in ("compiled_original", "registered_child"):
+        ours, theirs = getattr(cockpit_compat, name), getattr(astro_compat, name)
+        assert inspect.getsource(ours) == inspect.getsource(theirs), f"_compat.{name} differs"

@@ -267,6 +267,23 @@ def test_coat_and_shell_on_cpu():
         engine.shell([1, 2])
 
 
+def test_engine_coat_keeps_numpy_dtypes_and_rejects_non_numeric_arrays():
+    # the same coat as astro's: NumPy scalars keep their dtype, object and string arrays are refused
+    engine = Engine(CPU, verbose=False)
+    assert engine.coat(np.float64(1.5)).dtype == torch.float64
+    assert engine.coat(np.int32(3)).dtype == torch.int32
+    for bad in (np.array(["x"]), np.array([object()])):
+        with pytest.raises(TypeError, match=r"coat\(\) takes numeric NumPy data"):
+            engine.coat(bad)
+
+
+def test_least_mem_of_a_wrong_type_is_a_type_error_and_a_negative_one_a_value_error():
+    with pytest.raises(TypeError, match="'least_mem' must be a number of MiB"):
+        Engine(GPU, least_mem="2048", verbose=False)
+    with pytest.raises(ValueError, match="'least_mem' must be a number of MiB >= 0"):
+        Engine(GPU, least_mem=-1, verbose=False)
+
+
 _REAL_GPU = textwrap.dedent(
     """
     import torch

@@ -1,4 +1,4 @@
-"""The small utilities of SPEC §6.2."""
+"""The small utilities of nebulae.kit (the API table of the README): configs, seeds, labels, images, versions."""
 
 from __future__ import annotations
 
@@ -53,6 +53,13 @@ def test_hotvec2mtx_accepts_ints_lists_and_strings_with_on_off_values():
     assert kit.mtx2hotvec(m > 0) == [[2], [0, 3], [1, 3]]
     with pytest.raises(ValueError, match="label 0 has class 4"):
         kit.hotvec2mtx([4], 4)
+
+
+def test_hotvec2mtx_tells_a_wrong_nclasses_type_from_a_wrong_value():
+    with pytest.raises(TypeError, match=r"'nclasses' must be an int \(got str '4'\)"):
+        kit.hotvec2mtx([1], "4")
+    with pytest.raises(ValueError, match=r"'nclasses' must be >= 1 \(got 0\)"):
+        kit.hotvec2mtx([1], 0)
 
 
 def test_sparse_round_trip():

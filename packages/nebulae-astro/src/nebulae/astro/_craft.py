@@ -148,7 +148,9 @@ class Craft(nn.Module):
 
     def lowp(self, dtype: torch.dtype = torch.float16) -> Craft:
         """Cast the floating parameters and buffers to ``dtype`` (default float16). Returns self."""
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        if not isinstance(dtype, torch.dtype):
+            raise TypeError(f"lowp() takes a floating torch dtype such as torch.float16 (got {dtype!r})")
+        if not dtype.is_floating_point:
             raise ValueError(f"lowp() takes a floating torch dtype (got {dtype!r})")
         self.to(dtype)
         return self

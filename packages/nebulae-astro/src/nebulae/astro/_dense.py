@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from ._craft import Craft
 from ._initializers import Normal, XavierNorm, Zeros
 from ._layer import make_param, shape_error
+from ._opcheck import check_positive_int
 
 __all__ = ["Dense", "Embed"]
 
@@ -18,8 +19,7 @@ _XAVIER, _ZEROS, _NORMAL = XavierNorm(), Zeros(), Normal()
 
 def _positive(scope: str, **values: Any) -> None:
     for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{scope}: '{name}' must be a positive int (got {value!r})")
+        check_positive_int(scope, name, value)
 
 
 class Dense(Craft):
@@ -34,7 +34,8 @@ class Dense(Craft):
         scope: the craft's name.
 
     Raises:
-        ValueError: if ``axis`` is 0, or the input's ``axis`` does not have ``in_chs`` entries.
+        TypeError: ``in_chs``, ``out_chs`` or ``axis`` is not an int.
+        ValueError: a count below 1, ``axis`` 0, or an input whose ``axis`` does not have ``in_chs`` entries.
 
     Example:
         >>> fc = Dense(512, 10)
@@ -58,7 +59,9 @@ class Dense(Craft):
     ) -> None:
         super().__init__(scope)
         _positive(scope, in_chs=in_chs, out_chs=out_chs)
-        if not isinstance(axis, int) or axis == 0:
+        if isinstance(axis, bool) or not isinstance(axis, int):
+            raise TypeError(f"{scope}: 'axis' must be a non-zero int (got {type(axis).__name__} {axis!r})")
+        if axis == 0:
             raise ValueError(
                 f"{scope}: 'axis' must be a non-zero int; axis 0 is the batch axis (got {axis!r})"
             )

@@ -10,6 +10,7 @@ from torch import nn
 
 from nebulae.kit import get_rank
 
+from ._compat import registered_child
 from ._craft import Craft
 
 __all__ = ["EMA", "Retroact"]
@@ -62,10 +63,10 @@ class EMA(Craft):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            modules = self.__dict__.get("_modules", {})
-            if "hull" in modules:
-                return getattr(modules["hull"], name)
-            raise
+            hull = registered_child(self, "hull")
+            if hull is None:
+                raise
+            return getattr(hull, name)
 
     def run(self, *args: Any, **kwargs: Any) -> Any:
         return self.hull(*args, **kwargs)

@@ -19,7 +19,9 @@ def kernel_tuple(kernel: Any, scope: str) -> tuple[int, ...]:
     if isinstance(kernel, int) or not isinstance(kernel, Sequence):
         raise TypeError(f"{scope}: 'kernel' must be a tuple of 1, 2 or 3 ints, e.g. (3, 3) (got {kernel!r})")
     kernel = tuple(kernel)
-    if len(kernel) not in (1, 2, 3) or not all(isinstance(k, int) and k >= 1 for k in kernel):
+    if not all(isinstance(k, int) and not isinstance(k, bool) for k in kernel):
+        raise TypeError(f"{scope}: 'kernel' must be a tuple of 1, 2 or 3 ints, e.g. (3, 3) (got {kernel!r})")
+    if len(kernel) not in (1, 2, 3) or not all(k >= 1 for k in kernel):
         raise ValueError(f"{scope}: 'kernel' must be 1 to 3 positive ints (got {kernel!r})")
     return kernel
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._compat import compiled_original
 from ._craft import Craft, walk_path
 from ._rules import LambRule, LionRule
 from ._schedule import Schedule
@@ -18,10 +19,10 @@ _STATE_KEYS = ("optimizer", "step", "calls", "scaler")
 
 
 def _unwrap(hull: nn.Module) -> nn.Module:
-    # compiled modules keep the real one in _orig_mod; (Distributed)DataParallel in .module
+    # compiled modules keep the real one inside; (Distributed)DataParallel in .module
     while True:
-        if hasattr(hull, "_orig_mod"):
-            hull = hull._orig_mod  # type: ignore[assignment]
+        if (original := compiled_original(hull)) is not None:
+            hull = original
         elif isinstance(hull, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
             hull = hull.module
         else:

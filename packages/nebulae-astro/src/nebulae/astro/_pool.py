@@ -31,7 +31,9 @@ class _Pool(Craft):
         scope: str,
     ) -> None:
         super().__init__(scope)
-        if isinstance(kernel, int) or not 1 <= len(kernel) <= 3:
+        if isinstance(kernel, int) or not isinstance(kernel, Sequence):
+            raise TypeError(f"{scope}: 'kernel' must be a tuple of 1 to 3 ints, e.g. (2, 2) (got {kernel!r})")
+        if not 1 <= len(kernel) <= 3:
             raise ValueError(f"{scope}: 'kernel' must be a tuple of 1 to 3 ints (got {kernel!r})")
         self.kernel, self.ndim = tuple(kernel), len(kernel)
         self.is_global = self.kernel[-1] < 0

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from ._constants import Interp
 from ._craft import Craft
 from ._layer import shape_error
+from ._opcheck import check_positive_int
 
 __all__ = ["SubPix", "SurPix", "Zoom"]
 
@@ -74,9 +75,7 @@ class SubPix(Craft):
 
     def __init__(self, scale: int, scope: str = "SUBPIX") -> None:
         super().__init__(scope)
-        if not isinstance(scale, int) or scale < 1:
-            raise ValueError(f"{scope}: 'scale' must be a positive int (got {scale!r})")
-        self.scale = scale
+        self.scale = check_positive_int(scope, "scale", scale)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] % (self.scale**2):
@@ -89,9 +88,7 @@ class SurPix(Craft):
 
     def __init__(self, scale: int, scope: str = "SURPIX") -> None:
         super().__init__(scope)
-        if not isinstance(scale, int) or scale < 1:
-            raise ValueError(f"{scope}: 'scale' must be a positive int (got {scale!r})")
-        self.scale = scale
+        self.scale = check_positive_int(scope, "scale", scale)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[2] % self.scale or x.shape[3] % self.scale:

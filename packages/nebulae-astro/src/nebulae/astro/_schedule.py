@@ -15,7 +15,9 @@ __all__ = ["CosLR", "ExpLR", "PolyLR", "Schedule", "StepLR", "WavyLR"]
 
 
 def _positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"'{name}' must be a positive number (got {type(value).__name__} {value!r})")
+    if value <= 0:
         raise ValueError(f"'{name}' must be a positive number (got {value!r})")
 
 

@@ -165,7 +165,11 @@ class Pad(Craft):
             raise ValueError(
                 f"{scope}: 'mode' must be CONSTANT=10, REFLECT=11 or REPLICATE=12 (got {mode!r})"
             )
-        if isinstance(padding, int) or len(padding) % 2:
+        if isinstance(padding, int) or not isinstance(padding, Sequence):
+            raise TypeError(
+                f"{scope}: 'padding' must be a flat tuple of (before, after) pairs, e.g. (1, 1) (got {padding!r})"
+            )
+        if len(padding) % 2:
             raise ValueError(
                 f"{scope}: 'padding' must be a flat tuple of (before, after) pairs (got {padding!r})"
             )

@@ -1,4 +1,4 @@
-"""The brochure's ``dock`` module: Craft, gradient contexts, coat/shell/autoPad and every layer."""
+"""``from nebulae.astro import dock``: Craft, gradient contexts, coat/shell/autoPad and every layer."""
 
 from __future__ import annotations
 

@@ -11,10 +11,19 @@ from typing import Any
 
 import torch
 
-from nebulae.kit import Law, get_local_rank, get_local_world_size, get_rank, set_current_engine
+from nebulae.kit import (
+    Law,
+    coat_to,
+    get_local_rank,
+    get_local_world_size,
+    get_rank,
+    set_current_engine,
+    shell_from,
+    target_device,
+)
 
+from ._compat import default_store
 from ._constants import CPU, DYNAMIC, GPU, Gearbox, normalize_device, normalize_gearbox
-from ._datum import coat_to, shell_from
 from ._gpus import GpuShortage, list_gpus, parse_ids, select_gpus
 from ._warnings import CockpitWarning
 
@@ -54,7 +63,8 @@ class Engine:
 
     Raises:
         ValueError: a bad ``device``/``gearbox``/count, or ``Law.CORE`` other than pytorch.
-        TypeError: an alias given together with its canonical name.
+        TypeError: an alias given together with its canonical name, or a count or ``least_mem`` that is
+            not a number.
         RuntimeError: not enough available GPUs (the message says what was found and what holds them).
 
     Example:
@@ -97,7 +107,11 @@ class Engine:
         self.gpus: list[Any] = []
         if ngpus is not None:
             _positive_int(ngpus, "ngpus")
-        if isinstance(least_mem, bool) or not isinstance(least_mem, int | float) or least_mem < 0:
+        if isinstance(least_mem, bool) or not isinstance(least_mem, int | float):
+            raise TypeError(
+                f"'least_mem' must be a number of MiB (got {type(least_mem).__name__} {least_mem!r})"
+            )
+        if least_mem < 0:
             raise ValueError(f"'least_mem' must be a number of MiB >= 0 (got {least_mem!r})")
         ids = parse_ids(available_gpus)
         verbose = verbose and self.rank <= 0
@@ -175,7 +189,7 @@ class Engine:
                 "Engine(device=GPU) in a distributed run needs the process group to share its GPU choice: "
                 "call mv.init() before creating the Engine"
             )
-        store = dist.distributed_c10d._get_default_store()
+        store = default_store()
         node = os.environ.get("GROUP_RANK") or str(max(self.rank, 0) // max(n, 1))
         key = f"nebulae/gpus/{node}/{next(_engine_serial)}"
         if self.local_rank == 0:
@@ -199,15 +213,11 @@ class Engine:
         return "\n".join(["GPU id | name | free MiB out of total MiB", *rows])
 
     # ---------------------------------------------------------------- data
-    def _target(self) -> torch.device:
-        if self.device == CPU:
-            return torch.device("cpu")
-        if self.rank >= 0 and self.local_rank < len(self.chip):
-            return self.chip[self.local_rank]
-        return self.chip[0]
-
     def coat(self, datum: Any, as_const: bool = True, sync: bool = True) -> torch.Tensor:
-        """Put ``datum`` (number, list, NumPy array or tensor) on this engine's device as a tensor.
+        """Put ``datum`` (number, list, numeric NumPy array or tensor) on this engine's device as a tensor.
+
+        The device is the CPU, ``chip[local_rank]`` in a distributed run, else CUDA's current device
+        (where ``Craft.gear`` puts the model). A tensor is detached; NumPy data keeps its dtype.
 
         Args:
             datum: the data.
@@ -215,9 +225,10 @@ class Engine:
             sync: False copies with ``non_blocking=True``.
 
         Raises:
-            TypeError: an unsupported type, or ``as_const=False`` on a non-floating dtype.
+            TypeError: an unsupported type (non-numeric arrays included), or ``as_const=False`` on a
+                non-floating dtype.
         """
-        return coat_to(datum, self._target(), as_const, sync)
+        return coat_to(datum, target_device(self), as_const, sync)
 
     def shell(self, datum: Any, as_np: bool = True, sync: bool = False) -> Any:
         """Detach a tensor; with ``as_np`` return it as NumPy (a scalar for 0-d). ``sync`` waits for the GPU."""

@@ -6,6 +6,8 @@ from typing import Any
 
 from torch.nn.parallel import DistributedDataParallel
 
+from ._compat import registered_child
+
 __all__ = ["SyncedCraft"]
 
 
@@ -19,7 +21,7 @@ class SyncedCraft(DistributedDataParallel):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            inner = self.__dict__.get("_modules", {}).get("module")
+            inner = registered_child(self, "module")
             if inner is None:
                 raise
             return getattr(inner, name)

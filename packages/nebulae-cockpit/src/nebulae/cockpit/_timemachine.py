@@ -14,6 +14,7 @@ import torch
 
 from nebulae.kit import get_rank
 
+from ._compat import compiled_original
 from ._procs import pid_alive
 from ._warnings import CockpitWarning
 
@@ -29,10 +30,8 @@ def unwrap(craft: Any) -> Any:
         seen += 1
         if isinstance(craft, torch.nn.DataParallel | torch.nn.parallel.DistributedDataParallel):
             craft = craft.module
-        elif isinstance(craft, torch.nn.Module) and isinstance(
-            getattr(craft, "_orig_mod", None), torch.nn.Module
-        ):
-            craft = craft._orig_mod
+        elif (original := compiled_original(craft)) is not None:
+            craft = original
         else:
             break
     return craft

@@ -1,9 +1,10 @@
-"""nebulae-kit: GPU monitoring through NVML, shared constants, rank helpers and small utilities."""
+"""nebulae-kit: GPU monitoring through NVML, shared constants, rank helpers, the current engine and small utilities."""
 
 from __future__ import annotations
 
 from .__about__ import __version__
-from ._engine import EngineLike, current_engine, set_current_engine
+from ._datum import coat_to, shell_from
+from ._engine import EngineLike, current_engine, set_current_engine, target_device
 from ._gpu import GPUInfo, GPUtil
 from ._image import byte2arr, join_imgs, plot_in_one, rgb2y
 from ._law import Constant, Law
@@ -35,6 +36,7 @@ __all__ = [
     "Timer",
     "__version__",
     "byte2arr",
+    "coat_to",
     "current_engine",
     "den2spa",
     "destine",
@@ -51,7 +53,9 @@ __all__ = [
     "record_cfg",
     "rgb2y",
     "set_current_engine",
+    "shell_from",
     "spa2den",
     "sprawl",
+    "target_device",
     "ver2num",
 ]

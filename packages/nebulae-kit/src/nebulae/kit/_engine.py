@@ -1,4 +1,4 @@
-"""The current-engine registry shared by nebulae-astro and nebulae-cockpit.
+"""The current-engine registry shared by nebulae-astro and nebulae-cockpit, and the device it computes on.
 
 cockpit's ``Engine`` registers itself here when constructed; astro's ``coat``,
 ``shell`` and ``Craft.gear`` read it. Neither package imports the other: they
@@ -8,9 +8,12 @@ agree on the duck-typed attributes listed in :class:`EngineLike`.
 from __future__ import annotations
 
 import threading
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["ENGINE_ATTRIBUTES", "EngineLike", "current_engine", "set_current_engine"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["ENGINE_ATTRIBUTES", "EngineLike", "current_engine", "set_current_engine", "target_device"]
 
 ENGINE_ATTRIBUTES = ("device", "chip", "rank", "local_rank", "gearbox", "multi_piston")
 
@@ -34,6 +37,39 @@ class EngineLike(Protocol):
     local_rank: int
     gearbox: int
     multi_piston: bool
+
+
+def target_device(engine: Any) -> torch.device:
+    """Return the ``torch.device`` that data for ``engine`` belongs on.
+
+    The CPU when ``engine`` is None (no Engine yet) or runs on CPU; on GPU, ``chip[local_rank]`` in a
+    distributed run (rank >= 0) and CUDA's current device otherwise, which is where ``Craft.gear``
+    puts the model (``Module.cuda()``). torch is imported here, so kit itself never needs it.
+
+    Args:
+        engine: an object with the attributes of :class:`EngineLike`, or None.
+
+    Raises:
+        ValueError: a distributed GPU engine whose ``chip`` has no entry for its ``local_rank``.
+
+    Example:
+        >>> target_device(None)
+        device(type='cpu')
+    """
+    import torch
+
+    if engine is None or str(engine.device).upper() != "GPU":
+        return torch.device("cpu")
+    if engine.rank < 0:
+        return torch.device("cuda", torch.cuda.current_device())
+    chips = list(engine.chip)
+    if not 0 <= engine.local_rank < len(chips):
+        raise ValueError(
+            f"a distributed GPU engine computes on chip[local_rank], but its local_rank is "
+            f"{engine.local_rank} and its chip lists {len(chips)} device(s): set LOCAL_RANK and "
+            "LOCAL_WORLD_SIZE for this node before creating the Engine"
+        )
+    return torch.device(chips[engine.local_rank])
 
 
 _lock = threading.Lock()

@@ -10,6 +10,7 @@ from contextlib import contextmanager, suppress
 from typing import Any, NamedTuple
 
 from ._rank import get_rank
+from ._validate import positive_int
 from ._warnings import KitWarning
 
 __all__ = ["GPUInfo", "GPUtil", "format_table", "query_gpus"]
@@ -29,7 +30,7 @@ class GPUInfo(NamedTuple):
         uuid: the NVML UUID, e.g. ``'GPU-5f1c...'``.
     """
 
-    index: int  # type: ignore[assignment]  # the SPEC's field name shadows tuple.index
+    index: int  # type: ignore[assignment]  # the public field name (README's GPUInfo) shadows tuple.index
     name: str
     total: float
     free: float
@@ -139,14 +140,6 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([rule, line(headers), rule, *(line(r) for r in rows), rule])
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"'{name}' must be an int (got {type(value).__name__} {value!r})")
-    if value < 1:
-        raise ValueError(f"'{name}' must be >= 1 (got {value})")
-    return value
-
-
 def _time_weighted_mean(times: list[float], values: list[float]) -> float:
     """Trapezoid integral over the sample timestamps divided by the span; one sample is used as is."""
     if len(values) == 1 or times[-1] == times[0]:
@@ -214,9 +207,7 @@ class GPUtil:
         """
         if ngpu is not None and ngpus is not None:
             raise TypeError("give 'ngpus' or its alias 'ngpu', not both")
-        count = _check_positive_int(
-            "ngpus", ngpus if ngpus is not None else (ngpu if ngpu is not None else 1)
-        )
+        count = positive_int("ngpus", ngpus if ngpus is not None else (ngpu if ngpu is not None else 1))
         if isinstance(least_mem, bool) or not isinstance(least_mem, int | float):
             raise TypeError(f"'least_mem' must be a number of MiB (got {type(least_mem).__name__})")
         if least_mem < 0:
@@ -252,7 +243,7 @@ class GPUtil:
             ValueError: ``sec < 1``.
             RuntimeError: this instance is already monitoring.
         """
-        _check_positive_int("sec", sec)
+        positive_int("sec", sec)
         if get_rank() > 0:
             return
         if self.monitoring:

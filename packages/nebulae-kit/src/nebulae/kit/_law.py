@@ -1,4 +1,4 @@
-"""The constants shared across Nebulae (the brochure's ``nebulae.Law``)."""
+"""The constants shared across Nebulae (``nebulae.Law``, also named ``Constant``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ __all__ = ["Constant", "Law"]
 class Constant:
     """Project-wide constants, read as class attributes.
 
-    ``Law`` is the same class. Assigning ``Law.CORE`` is allowed (the brochure does
-    it); nebulae-fuel keeps its own copies of the CSV constants, so assigning the
+    ``Law`` is the same class. Assigning ``Law.CORE`` is allowed (user scripts write
+    ``nebulae.Law.CORE = 'pytorch'``); nebulae-fuel keeps its own copies of the CSV constants, so assigning the
     CSV names here does not change how fuel parses files.
 
     Example:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._optional import require
+from ._validate import positive_int
 
 __all__ = [
     "SPST",
@@ -103,10 +104,10 @@ def hotvec2mtx(labels: Sequence[Any], nclasses: int, on_value: float = 1, off_va
     Each label is an int, a list of ints, or a comma-separated string such as ``'1,3'``.
 
     Raises:
-        ValueError: a class index outside ``[0, nclasses)`` or an unparsable string.
+        TypeError: ``nclasses`` is not an int.
+        ValueError: ``nclasses`` < 1, a class index outside ``[0, nclasses)`` or an unparsable string.
     """
-    if isinstance(nclasses, bool) or not isinstance(nclasses, int) or nclasses < 1:
-        raise ValueError(f"'nclasses' must be a positive int (got {nclasses!r})")
+    positive_int("nclasses", nclasses)
     matrix = np.full((len(labels), nclasses), off_value, dtype=np.float32)
     for row, label in enumerate(labels):
         if isinstance(label, str):
