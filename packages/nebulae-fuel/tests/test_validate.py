@@ -145,7 +145,7 @@ def test_ops_refuse_a_wrong_value_with_value_error(make, message):
         ({"nworker": -1}, ValueError, "'nworker'"),
     ],
 )
-def test_tank_refuses_a_non_int_with_type_error_and_a_bad_int_with_value_error(packed, kwargs, error, message):
+def test_tank_refuses_non_ints_with_type_error_and_bad_ints_with_value_error(packed, kwargs, error, message):
     d, names = packed
     args = {"batch_size": 4, **kwargs}
     with pytest.raises(error, match=message):
