@@ -1,4 +1,4 @@
-"""Parse the file-list CSV of FuelGenerator into typed columns (SPEC 2.1)."""
+"""Parse the file-list CSV of FuelGenerator into typed columns."""
 
 from __future__ import annotations
 

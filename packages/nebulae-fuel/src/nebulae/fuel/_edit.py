@@ -1,4 +1,4 @@
-"""merge, fill and deduct: edit packed files, always through an atomically replaced temp file (SPEC 2.6)."""
+"""merge, fill and deduct: edit packed files, always through an atomically replaced temp file."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ._files import (
     same_path,
     temp_name,
 )
+from ._validate import instance_of
 from ._writer import _write_npy, write_rows
 
 _SLAB_ROWS = 1024
@@ -63,7 +64,8 @@ def merge(src_dir: str, src: list[str], dst: str, dtype: dict[str, str], keep_sr
     Example:
         >>> merge('data', ['a_0.hdf5', 'a_1.hdf5'], 'a.hdf5', {'label': 'int64'})  # doctest: +SKIP
     """
-    if not isinstance(src, (list, tuple)) or not src:
+    instance_of("src", src, (list, tuple), "a non-empty list of file names")
+    if not src:
         raise ValueError(f"'src' must be a non-empty list of file names (got {src!r})")
     if not isinstance(dtype, dict):
         raise TypeError(f"'dtype' must be a dict of key -> dtype (got {type(dtype).__name__})")
@@ -71,7 +73,7 @@ def merge(src_dir: str, src: list[str], dst: str, dtype: dict[str, str], keep_sr
         try:
             split_dtype(dt)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"dtype[{key!r}]: {exc}") from None
+            raise type(exc)(f"dtype[{key!r}]: {exc}") from None
     paths = [os.path.join(src_dir, s) for s in src]
     out = os.path.join(src_dir, dst)
     kinds = {_kind(p, "src") for p in paths} | {_kind(out, "dst")}

@@ -1,4 +1,4 @@
-"""FuelGenerator: pack a CSV file list and its images into HDF5 or NPZ files (SPEC 2.2)."""
+"""FuelGenerator: pack a CSV file list and its images into HDF5 or NPZ files."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from ._image import EncodeSpec
 from ._pack import RowEncoder, start_forkserver
 from ._progress import Progress
 from ._rank import get_rank
+from ._validate import instance_of, int_in
 from ._writer import ImageLayout, _meta, make_writer, part_columns
 
 _SOURCE_KEYS = ("file_dir", "file_list", "dtype", "is_seq", "delimiter", "quotechar")
@@ -88,7 +89,8 @@ def _check_setting(key: str, value: Any) -> Any:
     if key in ("delimiter", "quotechar"):
         if key == "delimiter" and value is None:
             return None
-        if not isinstance(value, str) or len(value) != 1:
+        instance_of(key, value, str, "a one-character str")
+        if len(value) != 1:
             raise ValueError(f"{key!r} must be a one-character str (got {value!r})")
         return value
     if key in ("height", "width", "shards", "channel"):
@@ -378,9 +380,7 @@ class FuelGenerator:
     def _check_nworker(nworker: Any) -> int:
         if nworker is None:
             return os.cpu_count() or 1
-        if isinstance(nworker, bool) or not isinstance(nworker, int) or nworker < 1:
-            raise ValueError(f"'nworker' must be None or an int >= 1 (got {nworker!r})")
-        return nworker
+        return int_in("nworker", nworker, 1, expected="None or an int >= 1")
 
     @staticmethod
     def _resolve_refs(table: Table, file_dir: str, is_seq: bool) -> list[Any]:

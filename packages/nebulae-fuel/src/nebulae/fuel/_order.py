@@ -1,4 +1,4 @@
-"""Epoch order and per-rank batch arithmetic of Tank (SPEC 2.5), as pure functions."""
+"""Epoch order and per-rank batch arithmetic of Tank, as pure functions."""
 
 from __future__ import annotations
 

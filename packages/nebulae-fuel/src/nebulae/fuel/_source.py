@@ -1,4 +1,4 @@
-"""Read packed HDF5/NPZ files (one or many shards) as one set of row-indexed columns (SPEC 2.5)."""
+"""Read packed HDF5/NPZ files (one or many shards) as one set of row-indexed columns."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tank: batches from packed HDF5/NPZ files with thread or process workers, no torch (SPEC 2.5)."""
+"""Tank: batches from packed HDF5/NPZ files with thread or process workers, no torch."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ._order import epoch_order, miles_per_epoch, rank_batch
 from ._pack import uses_main
 from ._rank import get_rank, get_world_size
 from ._source import Source, resolve_paths
+from ._validate import int_in
 from ._workers import InlineExecutor, ProcessExecutor, ThreadExecutor
 
 DEFAULT_WORKER_TYPE = "process"  # fixed by bench/bench_fuel.py (JPEG + prep: processes ~1.5x threads)
@@ -49,9 +50,7 @@ def _process_safe(*fns: Any) -> bool:
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name!r} must be an int >= {minimum} (got {value!r})")
-    return int(value)
+    return int_in(name, value, minimum)
 
 
 def _check_castable(source: Source, specf: dict[str, str]) -> None:
@@ -91,7 +90,10 @@ class Tank:
         verbose: print a one-line notice on rank <= 0.
 
     Raises:
-        FileNotFoundError, ValueError, KeyError, TypeError: see SPEC 2.5; each names the argument or key.
+        TypeError: an argument of the wrong type (a data_specf that is not a dict, a batch_size that is not
+            an int); ValueError: a wrong value (batch_size < 1, an unknown dtype or worker_type, columns the
+            default fetcher cannot cast); KeyError: a data_specf column missing from the files;
+            FileNotFoundError: a missing file. Each names the argument, file or key.
 
     Example:
         >>> tank = Tank('fuel.hdf5', {'image': 'vuint8', 'label': 'int64'}, 32)  # doctest: +SKIP

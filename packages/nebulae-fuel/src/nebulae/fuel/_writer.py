@@ -1,4 +1,4 @@
-"""Streaming writers for one HDF5 or NPZ output file (SPEC 2.3)."""
+"""Streaming writers for one HDF5 or NPZ output file."""
 
 from __future__ import annotations
 

@@ -3,36 +3,24 @@
 from __future__ import annotations
 
 from ._collate import default_collate
-from ._comburant import (
-    HW2CHW,
-    HWC2CHW,
-    JPEG,
-    Blur,
-    Brighten,
-    Comburant,
-    Contrast,
+from ._comburant import HW2CHW, HWC2CHW, Comburant, Random
+from ._constants import CUBIC, GAUSSIAN, HORIZONTAL, LINEAR, NEAREST, POISSON, VERTICAL
+from ._ops_colour import Brighten, Contrast, Hue, Saturate, brighten, contrast, saturate
+from ._ops_filters import JPEG, Blur, Noise, Whiten
+from ._ops_geometry import (
     Crop,
     Flip,
-    Hue,
-    Noise,
     Pad,
-    Random,
     Resize,
     Rotate,
     Sampling,
-    Saturate,
-    Whiten,
-    brighten,
-    contrast,
     crop,
     flip,
     flip_lr,
     flip_ud,
     rotate,
     sampling,
-    saturate,
 )
-from ._constants import CUBIC, GAUSSIAN, HORIZONTAL, LINEAR, NEAREST, POISSON, VERTICAL
 from ._rng import worker_rng
 from ._tank import Tank
 
