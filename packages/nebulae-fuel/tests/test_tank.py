@@ -578,7 +578,7 @@ def test_callables_from_main_default_to_threads(packed):
 def test_partials_of_main_functions_count_as_main():
     import functools
 
-    from nebulae.fuel._pack import uses_main
+    from nebulae.fuel._procs import uses_main
 
     def helper(item, k):
         return item
