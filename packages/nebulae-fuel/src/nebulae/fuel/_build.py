@@ -10,7 +10,7 @@ from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
-from ._collate import Prefilled, _Stack, aligned, copy_into, leaves, plan, plan_nbytes
+from ._collate import Prefilled, Stack, aligned, copy_into, leaves, plan, plan_nbytes
 from ._data import Data, prefetch
 from ._dtype import split_dtype
 from ._rng import clear_batch, reseed_globals, restore_globals, seed_batch
@@ -50,7 +50,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-class Gather(_Stack):
+class Gather(Stack):
     """RAW rows gathered from the memory map directly into the batch buffer."""
 
     def __init__(self, source: Source, key: str, rows: np.ndarray, row_shape: tuple[int, ...]) -> None:
@@ -63,7 +63,7 @@ class Gather(_Stack):
         return self.source.raw_gather(self.key, self.rows, out)
 
 
-class Block(_Stack):
+class Block(Stack):
     """An already stacked array, copied once into the destination buffer."""
 
     def __init__(self, array: np.ndarray) -> None:

@@ -17,22 +17,14 @@ from ._files import (
     discard,
     new_run_id,
     refresh_manifest_entry,
-    remove_stale_temps,
     require_kind,
     same_path,
+    target_of,
     temp_name,
 )
 from ._writer import write_npz, write_rows
 
 _SLAB_ROWS = 1024
-
-
-def _target(path: str) -> str:
-    """The file an edit replaces: resolved, so that a symlink's target is rewritten (the link stays) and the temp
-    file sits next to it, on the same file system; dead writers' temp files of it are removed first."""
-    target = os.path.realpath(path)
-    remove_stale_temps(target)
-    return target
 
 
 def merge(src_dir: str, src: list[str], dst: str, dtype: dict[str, str], keep_src: bool = True) -> str:
@@ -74,7 +66,7 @@ def merge(src_dir: str, src: list[str], dst: str, dtype: dict[str, str], keep_sr
     for p in paths:
         if not os.path.isfile(p):
             raise FileNotFoundError(f"source {p!r} does not exist")
-    target = _target(out)
+    target = target_of(out)
     tmp = temp_name(target)
     try:
         (_merge_hdf5 if kinds == {"hdf5"} else _merge_npz)(paths, tmp, dtype)
@@ -243,7 +235,7 @@ def fill(src: str, key: str, data: Any) -> None:
     if not os.path.isfile(src):
         raise FileNotFoundError(f"'src' {src!r} does not exist")
     value = _as_array(data)
-    target = _target(src)
+    target = target_of(src)
     tmp = temp_name(target)
     try:
         if kind == "hdf5":
@@ -291,7 +283,7 @@ def deduct(src: str, key: str, repack: bool = False) -> None:
     kind = require_kind(src, "'src'")
     if not os.path.isfile(src):
         raise FileNotFoundError(f"'src' {src!r} does not exist")
-    target = _target(src)
+    target = target_of(src)
     tmp = temp_name(target)
     try:
         if kind == "hdf5":

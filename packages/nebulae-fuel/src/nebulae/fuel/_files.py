@@ -196,6 +196,15 @@ def discard(path: str) -> None:
         os.unlink(path)
 
 
+def target_of(path: str) -> str:
+    """The file a writer replaces for `path`: resolved, so that a symlink's target is rewritten (the link stays)
+    and the temp file sits next to it, on the same file system; dead writers' temp files of it are removed
+    first."""
+    target = os.path.realpath(path)
+    remove_stale_temps(target)
+    return target
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -16,10 +16,10 @@ from ._files import (
     kind_of,
     new_run_id,
     place_output,
-    remove_stale_temps,
     shard_names,
     shard_record,
     spill_name,
+    target_of,
     temp_name,
 )
 from ._image import EncodeSpec
@@ -241,9 +241,8 @@ class FuelGenerator:
         refs = self._resolve_refs(table, s["file_dir"], s["is_seq"]) if enc is not None else []
         # every file operation below uses the resolved name, so that relative, `./` and symlinked spellings of one
         # file compare equal; a symlink at dst_path is followed (its target is replaced, the link kept)
-        target = os.path.realpath(dst)
+        target = target_of(dst)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        remove_stale_temps(target)
         finals = shard_names(target, nshard)
         family = family_files(target)
         existing = family.finals

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import zipfile
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 
 from ._constants import FRAME_KEY, META_KEY
 from ._csv import Column
-from ._files import RUN_KEY
+from ._files import RUN_KEY, discard, spill_name
 
 
 def part_columns(columns: list[Column], start: int, stop: int) -> list[Column]:
@@ -236,7 +235,7 @@ class NPZWriter:
                     self.raw_entry, {"descr": "|u1", "fortran_order": False, "shape": shape}
                 )
             else:
-                self.blob = open(f"{path}.blob", "w+b")  # noqa: SIM115 - closed in finish()/abort()
+                self.blob = open(spill_name(path), "w+b")  # noqa: SIM115 - closed in finish()/abort()
 
     def _write_plain(self, col: Column) -> None:
         if col.base == "str":
@@ -292,8 +291,7 @@ class NPZWriter:
         if self.blob is not None:
             self.blob.close()
             self.blob = None
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{self.path}.blob")
+            discard(spill_name(self.path))
 
     def abort(self) -> None:
         for closer in (getattr(self.raw_entry, "close", None), self.zf.close, self.fh.close):
