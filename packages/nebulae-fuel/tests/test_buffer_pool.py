@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nebulae.fuel._workers import BufferPool
+from nebulae.fuel._buffers import BufferPool
 
 
 def test_pool_hands_back_the_smallest_fitting_buffer_among_several_sizes():

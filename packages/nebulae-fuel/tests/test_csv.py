@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nebulae.fuel._csv import parse_table, safe_path, sniff_delimiter, split_dtype
+from nebulae.fuel._csv import parse_table, safe_path, sniff_delimiter
+from nebulae.fuel._dtype import split_dtype
 
 
 def table(tmp_path: Path, text: str, dtype: list[str], encoded: bool = False, is_seq: bool = False, **kw):

@@ -22,7 +22,8 @@ from PIL import Image
 import nebulae.fuel as fuel
 from nebulae.fuel import FuelGenerator, Generator, byte2arr
 from nebulae.fuel._image import EncodeSpec, encode_image
-from nebulae.fuel._pack import RowEncoder, mp_context
+from nebulae.fuel._pack import RowEncoder
+from nebulae.fuel._procs import mp_context
 
 
 def test_generator_is_an_alias_of_fuelgenerator():

@@ -233,28 +233,28 @@ def _image_cache_mode(tank):
 
 
 def test_small_vlen_columns_are_cached_as_copies_and_release_their_budget(png):
-    from nebulae.fuel import _source
+    from nebulae.fuel import _shard
 
-    before = _source._vlen_budget["used"]
+    before = _shard._vlen_budget["used"]
     with Tank(png, SPEC, 5, decode=False, nworker=0, verbose=False) as tank:
         assert _image_cache_mode(tank) == "blobs"
-        assert _source._vlen_budget["used"] == before + os.path.getsize(png)
+        assert _shard._vlen_budget["used"] == before + os.path.getsize(png)
         row = tank.data["image"][3]
         original = row.copy()
         row[:] = 0  # the caller owns what it gets
         np.testing.assert_array_equal(tank.data["image"][3], original)
         np.testing.assert_array_equal(tank.data["image"].take([3])[0], original)
         assert bytes(original[:4]) == b"\x89PNG"
-    assert _source._vlen_budget["used"] == before
+    assert _shard._vlen_budget["used"] == before
 
 
 def test_vlen_columns_over_the_budget_are_read_per_batch_with_the_same_rows(png, monkeypatch):
-    from nebulae.fuel import _source
+    from nebulae.fuel import _shard
 
     with Tank(png, SPEC, 5, seed=1, nworker=0, verbose=False) as tank:
         cached = [tank.next() for _ in range(tank.MPE)]
         assert _image_cache_mode(tank) == "blobs"
-    monkeypatch.setattr(_source, "VLEN_CACHE_BYTES", 1000)
+    monkeypatch.setattr(_shard, "VLEN_CACHE_BYTES", 1000)
     with Tank(png, SPEC, 5, seed=1, nworker=0, verbose=False) as tank:
         read = [tank.next() for _ in range(tank.MPE)]
         assert _image_cache_mode(tank) == "vlen"
@@ -279,10 +279,10 @@ def encoded(request, photo_dir, tmp_path):
 def test_images_decoded_by_tank_read_the_cached_bytes_in_place_and_leave_them_intact(
     encoded, monkeypatch, fetch_fn
 ):
-    from nebulae.fuel import _source
+    from nebulae.fuel import _shard
 
     seen = []
-    real = _source.byte2arr
+    real = _shard.byte2arr
 
     def spy(buf):
         seen.append(buf)
@@ -294,7 +294,7 @@ def test_images_decoded_by_tank_read_the_cached_bytes_in_place_and_leave_them_in
         _image_cache_mode(tank)
         cached = tank.data.source.shards[0].cache["image"][1]
         before = [b.copy() for b in cached]
-        monkeypatch.setattr(_source, "byte2arr", spy)
+        monkeypatch.setattr(_shard, "byte2arr", spy)
         batch = tank.next()
         # no copy of the encoded bytes is made to decode them: byte2arr gets the cached rows themselves
         assert len(seen) == 5 and all(b is cached[k] for k, b in enumerate(seen))

@@ -578,7 +578,7 @@ def test_callables_from_main_default_to_threads(packed):
 def test_partials_of_main_functions_count_as_main():
     import functools
 
-    from nebulae.fuel._pack import uses_main
+    from nebulae.fuel._procs import uses_main
 
     def helper(item, k):
         return item
@@ -593,3 +593,42 @@ def test_partials_of_main_functions_count_as_main():
         assert not uses_main(None, Comburant(Crop((2, 2))))
     finally:
         del __main__.helper
+
+
+@pytest.mark.parametrize("nworker", [0, 2])
+def test_tank_opens_its_files_once_in_the_reading_process(packed, monkeypatch, nworker):
+    from nebulae.fuel import _source
+
+    opened = []
+    real = _source.Shard
+
+    def counting(path, kind):
+        opened.append(path)
+        return real(path, kind)
+
+    monkeypatch.setattr(_source, "Shard", counting)
+    with Tank(
+        packed["PNG", "hdf5"], SPEC, 4, fetch_fn=fetcher, nworker=nworker, worker_type="thread", verbose=False
+    ) as tank:
+        for _ in range(tank.MPE + 1):
+            tank.next()
+        assert tank.data["label"][0] is not None
+    assert opened == [packed["PNG", "hdf5"]]
+
+
+def _noise(item):
+    return {**item, "noise": np.random.random()}
+
+
+def test_a_seed_given_to_set_distributed_seeds_order_and_augmentation(packed):
+    path = packed["PNG", "hdf5"]
+    with Tank(path, SPEC, 3, fetch_fn=fetcher, prep_fn=_noise, seed=5, nworker=0, verbose=False) as want:
+        expected = [want.next() for _ in range(want.MPE)]
+    with Tank(path, SPEC, 3, fetch_fn=fetcher, prep_fn=_noise, seed=99, nworker=0, verbose=False) as tank:
+        tank.next()
+        tank.set_distributed(0, 1, seed=5)
+        got = [tank.next() for _ in range(tank.MPE)]
+        assert tank.seed == 5 and "seed=5" in repr(tank)
+    for a, b in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(a["idx"], b["idx"])
+        np.testing.assert_array_equal(a["noise"], b["noise"])

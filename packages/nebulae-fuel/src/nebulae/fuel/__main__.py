@@ -9,8 +9,9 @@ import sys
 from ._cli import in_flags, prog_name
 from ._constants import Quality
 from ._files import verify
-from ._generator import _DEFAULTS, FuelGenerator
+from ._generator import FuelGenerator
 from ._info import format_info, info
+from ._settings import DEFAULTS
 
 # per command, the library's names for what the user gives under another name (a keyword alias, the
 # info function's argument for the FILE positional)
@@ -38,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
         "--height",
         type=int,
         default=None,
-        help=f"output height; 0 with --width 0 keeps sizes (default: {_DEFAULTS['height']})",
+        help=f"output height; 0 with --width 0 keeps sizes (default: {DEFAULTS['height']})",
     )
     pack.add_argument(
         "--max-pixels",
@@ -50,23 +51,23 @@ def _parser() -> argparse.ArgumentParser:
         "--width",
         type=int,
         default=None,
-        help=f"output width; 0 with --height 0 keeps sizes (default: {_DEFAULTS['width']})",
+        help=f"output width; 0 with --height 0 keeps sizes (default: {DEFAULTS['width']})",
     )
     pack.add_argument(
         "--channel",
         type=int,
         default=None,
         choices=(1, 3),
-        help=f"3 RGB, 1 gray (default: {_DEFAULTS['channel']})",
+        help=f"3 RGB, 1 gray (default: {DEFAULTS['channel']})",
     )
     pack.add_argument(
-        "--encode", default=None, help=f"JPEG, PNG, RAW, or 'none' (default: {_DEFAULTS['encode']})"
+        "--encode", default=None, help=f"JPEG, PNG, RAW, or 'none' (default: {DEFAULTS['encode']})"
     )
     pack.add_argument(
-        "--shards", type=int, default=None, help=f"number of output files (default: {_DEFAULTS['shards']})"
+        "--shards", type=int, default=None, help=f"number of output files (default: {DEFAULTS['shards']})"
     )
     exif = pack.add_mutually_exclusive_group()
-    keeps = "keep" if _DEFAULTS["keep_exif"] else "drop"
+    keeps = "keep" if DEFAULTS["keep_exif"] else "drop"
     exif.add_argument(
         "--keep-exif",
         dest="keep_exif",

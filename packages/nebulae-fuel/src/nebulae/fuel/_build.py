@@ -10,10 +10,11 @@ from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
-from ._collate import Prefilled, _Stack, aligned, copy_into, leaves, plan, plan_nbytes
-from ._csv import split_dtype
+from ._collate import Prefilled, Stack, aligned, copy_into, leaves, plan, plan_nbytes
+from ._data import Data, prefetch
+from ._dtype import split_dtype
 from ._rng import clear_batch, reseed_globals, restore_globals, seed_batch
-from ._source import Data, Source, prefetch
+from ._source import Source
 
 
 def cast(value: Any, dtype: str) -> Any:
@@ -49,7 +50,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-class Gather(_Stack):
+class Gather(Stack):
     """RAW rows gathered from the memory map directly into the batch buffer."""
 
     def __init__(self, source: Source, key: str, rows: np.ndarray, row_shape: tuple[int, ...]) -> None:
@@ -62,7 +63,7 @@ class Gather(_Stack):
         return self.source.raw_gather(self.key, self.rows, out)
 
 
-class Block(_Stack):
+class Block(Stack):
     """An already stacked array, copied once into the destination buffer."""
 
     def __init__(self, array: np.ndarray) -> None:
@@ -97,6 +98,8 @@ class BatchBuilder:
         prep_fn: Callable[..., Any] | None,
         collate_fn: Callable[..., Any] | None,
         seed: int,
+        *,
+        source: Source | None = None,
     ) -> None:
         self.paths = paths
         self.kind = kind
@@ -106,8 +109,10 @@ class BatchBuilder:
         self.prep_fn = prep_fn
         self.collate_fn = collate_fn
         self.seed = seed
-        self._source: Source | None = None
-        self._data: Data | None = None
+        # an already opened Source of these paths may be handed over (Tank validates with it); it never travels to
+        # a worker process, which opens its own
+        self._source: Source | None = source
+        self._data: Data | None = Data(source) if source is not None else None
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
@@ -224,7 +229,7 @@ STREAM_MIN_BYTES = 1 << 16  # smaller arrays are stacked at the end as before
 
 
 class Sink(Protocol):
-    """Where a batch's buffer comes from: `open(nbytes)` returns a bump allocator over it (see _workers)."""
+    """Where a batch's buffer comes from: `open(nbytes)` returns a bump allocator over it (see _buffers)."""
 
     alloc: Any
 

@@ -7,6 +7,8 @@ import os
 import re
 import sys
 
+from ._compat import parser_actions
+
 __all__ = ["in_flags", "prog_name"]
 
 QUOTES = "'\""
@@ -24,9 +26,7 @@ def prog_name(module: str, script: str) -> str:
 def _flags(parser: argparse.ArgumentParser, aliases: dict[str, str]) -> dict[str, tuple[str, bool]]:
     """Python argument name -> (the flag the user types, whether the flag takes no value)."""
     found: dict[str, tuple[str, bool]] = {}
-    # argparse keeps its options in the private _actions list (no public accessor); written against
-    # Python 3.11 and 3.12, covered by test_cli's error tests
-    for action in parser._actions:
+    for action in parser_actions(parser):
         longs = [s for s in action.option_strings if s.startswith("--")]
         if longs and action.dest not in found:
             found[action.dest] = (longs[0], action.nargs == 0)

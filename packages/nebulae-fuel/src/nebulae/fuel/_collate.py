@@ -69,7 +69,7 @@ def aligned(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-class _Stack:
+class Stack:
     """A pending np.stack of equal-shape arrays."""
 
     __slots__ = ("arrays", "dtype", "shape")
@@ -84,7 +84,7 @@ class _Stack:
         return int(np.prod(self.shape)) * self.dtype.itemsize
 
 
-class Prefilled(_Stack):
+class Prefilled(Stack):
     """A stack whose rows were already written into the batch buffer while the items were made."""
 
     def __init__(self, region: np.ndarray) -> None:
@@ -105,15 +105,15 @@ def plan(items: list[Any]) -> Any:
         arrays = [np.asarray(x) for x in items]
         shape = arrays[0].shape
         if all(a.shape == shape and a.dtype.kind not in "OUSV" for a in arrays):
-            return _Stack(arrays, np.result_type(*arrays))
+            return Stack(arrays, np.result_type(*arrays))
     return list(items)
 
 
-def leaves(tree: Any) -> list[_Stack]:
+def leaves(tree: Any) -> list[Stack]:
     """Every pending stack of a plan (Prefilled ones already have their memory)."""
     if isinstance(tree, Prefilled):
         return []
-    if isinstance(tree, _Stack):
+    if isinstance(tree, Stack):
         return [tree]
     if isinstance(tree, dict):
         return [s for v in tree.values() for s in leaves(v)]
@@ -131,7 +131,7 @@ def materialise(tree: Any, alloc: Alloc | None = None) -> Any:
     """Run the pending stacks, into arrays from `alloc(shape, dtype)` (fresh ones by default)."""
     if isinstance(tree, Prefilled):
         return tree.region
-    if isinstance(tree, _Stack):
+    if isinstance(tree, Stack):
         if hasattr(tree, "fill"):  # gathered straight from storage
             out = np.empty(tree.shape, tree.dtype) if alloc is None else alloc(tree.shape, tree.dtype)
             return tree.fill(out)

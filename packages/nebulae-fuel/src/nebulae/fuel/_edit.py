@@ -5,43 +5,27 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import zipfile
 from typing import Any
 
 import numpy as np
 
 from ._constants import FRAME_KEY, META_KEY
-from ._csv import split_dtype
+from ._dtype import split_dtype
 from ._files import (
     RUN_KEY,
     commit,
     discard,
-    kind_of,
     new_run_id,
     refresh_manifest_entry,
-    remove_stale_temps,
+    require_kind,
     same_path,
+    target_of,
     temp_name,
 )
 from ._validate import instance_of
-from ._writer import _write_npy, write_rows
+from ._writer import write_npz, write_rows
 
 _SLAB_ROWS = 1024
-
-
-def _kind(path: str, name: str) -> str:
-    kind = kind_of(path)
-    if kind is None:
-        raise ValueError(f"{name!r} must be an .hdf5, .h5 or .npz file (got {path!r})")
-    return kind
-
-
-def _target(path: str) -> str:
-    """The file an edit replaces: resolved, so that a symlink's target is rewritten (the link stays) and the temp
-    file sits next to it, on the same file system; dead writers' temp files of it are removed first."""
-    target = os.path.realpath(path)
-    remove_stale_temps(target)
-    return target
 
 
 def merge(src_dir: str, src: list[str], dst: str, dtype: dict[str, str], keep_src: bool = True) -> str:
@@ -76,7 +60,7 @@ def merge(src_dir: str, src: list[str], dst: str, dtype: dict[str, str], keep_sr
             raise type(exc)(f"dtype[{key!r}]: {exc}") from None
     paths = [os.path.join(src_dir, s) for s in src]
     out = os.path.join(src_dir, dst)
-    kinds = {_kind(p, "src") for p in paths} | {_kind(out, "dst")}
+    kinds = {require_kind(p, "'src'") for p in paths} | {require_kind(out, "'dst'")}
     if len(kinds) != 1:
         raise ValueError("merge needs sources and destination of one format (all HDF5 or all NPZ)")
     if any(same_path(out, p) for p in paths):
@@ -84,7 +68,7 @@ def merge(src_dir: str, src: list[str], dst: str, dtype: dict[str, str], keep_sr
     for p in paths:
         if not os.path.isfile(p):
             raise FileNotFoundError(f"source {p!r} does not exist")
-    target = _target(out)
+    target = target_of(out)
     tmp = temp_name(target)
     try:
         (_merge_hdf5 if kinds == {"hdf5"} else _merge_npz)(paths, tmp, dtype)
@@ -229,16 +213,7 @@ def _merge_npz(paths: list[str], tmp: str, dtype: dict[str, str]) -> None:
             )
         meta.update(nebulae_shard=-1, nebulae_num_shards=1, nebulae_total_rows=rows, nebulae_run=new_run_id())
         merged[META_KEY] = np.asarray(json.dumps(meta))
-    _write_npz(tmp, merged)
-
-
-def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
-    with open(path, "wb") as fh:
-        with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for key, arr in arrays.items():
-                _write_npy(zf, key, arr)
-        fh.flush()
-        os.fsync(fh.fileno())
+    write_npz(tmp, merged)
 
 
 def _as_array(data: Any) -> Any:
@@ -258,11 +233,11 @@ def fill(src: str, key: str, data: Any) -> None:
     Example:
         >>> fill('fuel.hdf5', 'classes', ['cat', 'dog'])  # doctest: +SKIP
     """
-    kind = _kind(src, "src")
+    kind = require_kind(src, "'src'")
     if not os.path.isfile(src):
         raise FileNotFoundError(f"'src' {src!r} does not exist")
     value = _as_array(data)
-    target = _target(src)
+    target = target_of(src)
     tmp = temp_name(target)
     try:
         if kind == "hdf5":
@@ -285,7 +260,7 @@ def fill(src: str, key: str, data: Any) -> None:
             arrays[key] = np.asarray(value)
             if arrays[key].dtype == object:
                 raise TypeError(f"fill: {key!r} would need pickling in NPZ; pass numbers or text")
-            _write_npz(tmp, arrays)
+            write_npz(tmp, arrays)
         commit(tmp, target)
     except BaseException:
         discard(tmp)
@@ -307,10 +282,10 @@ def deduct(src: str, key: str, repack: bool = False) -> None:
     Example:
         >>> deduct('fuel.hdf5', 'classes', repack=True)  # doctest: +SKIP
     """
-    kind = _kind(src, "src")
+    kind = require_kind(src, "'src'")
     if not os.path.isfile(src):
         raise FileNotFoundError(f"'src' {src!r} does not exist")
-    target = _target(src)
+    target = target_of(src)
     tmp = temp_name(target)
     try:
         if kind == "hdf5":
@@ -338,7 +313,7 @@ def deduct(src: str, key: str, repack: bool = False) -> None:
                 raise KeyError(f"{key!r} is not in {os.path.basename(src)}; available: {sorted(arrays)}")
             for name in [key, f"{key}__offsets", f"{key}__frames", f"{key}__nframes"]:
                 arrays.pop(name, None)
-            _write_npz(tmp, arrays)
+            write_npz(tmp, arrays)
         commit(tmp, target)
     except BaseException:
         discard(tmp)

@@ -36,6 +36,18 @@ def kind_of(path: str) -> str | None:
     return None
 
 
+def require_kind(path: str, arg: str, *, manifest: bool = False) -> str:
+    """The kind of `path` for the argument named `arg`; a ValueError naming both otherwise.
+
+    With `manifest`, a family's manifest path names the kind of its family.
+    """
+    kind = kind_of(data_set_name(path) if manifest else path)
+    if kind is None:
+        also = ", or a family's .manifest.json" if manifest else ""
+        raise ValueError(f"{arg} must be an .hdf5, .h5 or .npz file{also} (got {path!r})")
+    return kind
+
+
 def shard_name(path: str, index: int) -> str:
     """Shard `index` of the family named `path`: `{stem}_{index}{suffix}`."""
     stem, suffix = os.path.splitext(path)
@@ -56,6 +68,11 @@ def temp_name(final: str) -> str:
     """This process's temp file for `final`: same directory (so the rename is atomic), pid in the name (so a later
     run knows whether its writer is still alive)."""
     return f"{final}.tmp-{os.getpid()}"
+
+
+def spill_name(tmp: str) -> str:
+    """The side file an NPZ writer spills encoded images to while it writes the temp file `tmp`."""
+    return f"{tmp}.blob"
 
 
 def same_path(a: str, b: str) -> bool:
@@ -136,9 +153,56 @@ def commit(tmp: str, final: str, sync_dir: bool = True) -> None:
         fsync_dir(os.path.dirname(os.path.abspath(final)))
 
 
+def place_output(
+    target: str,
+    temps: list[str],
+    finals: list[str],
+    existing: list[str],
+    placed: list[str],
+    records: list[dict[str, Any]],
+    run: str,
+    columns: list[str],
+    dtypes: list[str],
+) -> None:
+    """Rename a pack's finished temp files into place, commit, then remove what is left of the old output.
+
+    Readers take an existing file of the given name first, else the family its manifest lists. So a single file
+    commits by its rename; a family by its manifest, written last, and by removing an old single file of its
+    name. Before a family's commit a reader finds the old data, or shards of two runs (the old manifest's, or
+    none) and an error naming them, never a silent mix. Until the commit, `placed` lists the new files that a
+    failure deletes again.
+    """
+    directory = os.path.dirname(finals[0])
+    for tmp, final in zip(temps, finals, strict=True):
+        commit(tmp, final, sync_dir=False)
+        placed.append(final)
+    keep = list(finals)
+    if records:
+        fsync_dir(directory)  # the shards' renames are durable before the manifest that vouches for them
+        keep.append(write_manifest(target, run, columns, dtypes, records))
+    leftovers = [old for old in existing if not any(same_path(old, k) for k in keep)]
+    # an old single file of the family's name shadows the new family: removing it is the commit
+    leftovers.sort(key=lambda old: not same_path(old, target))
+    if not (leftovers and same_path(leftovers[0], target)):
+        placed.clear()
+    for old in leftovers:
+        discard(old)
+        placed.clear()
+    fsync_dir(directory)
+
+
 def discard(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+def target_of(path: str) -> str:
+    """The file a writer replaces for `path`: resolved, so that a symlink's target is rewritten (the link stays)
+    and the temp file sits next to it, on the same file system; dead writers' temp files of it are removed
+    first."""
+    target = os.path.realpath(path)
+    remove_stale_temps(target)
+    return target
 
 
 def pid_alive(pid: int) -> bool:

@@ -2,125 +2,35 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import threading
 import time
 from typing import Any
 
 import numpy as np
 
 from ._constants import Quality
-from ._csv import Table, check_dtypes, parse_table, safe_path
+from ._csv import Table, parse_table, safe_path
 from ._files import (
-    commit,
     discard,
     family_files,
-    fsync_dir,
     kind_of,
     new_run_id,
-    remove_stale_temps,
-    same_path,
+    place_output,
     shard_names,
     shard_record,
+    spill_name,
+    target_of,
     temp_name,
-    write_manifest,
 )
 from ._image import EncodeSpec
-from ._pack import RowEncoder, start_forkserver
+from ._pack import RowEncoder
+from ._procs import start_forkserver
 from ._progress import Progress
 from ._rank import get_rank
-from ._validate import instance_of, int_in
-from ._writer import ImageLayout, _meta, make_writer, part_columns
-
-_SOURCE_KEYS = ("file_dir", "file_list", "dtype", "is_seq", "delimiter", "quotechar")
-_GEN_KEYS = ("dst_path", "height", "width", "channel", "encode", "shards", "keep_exif", "max_pixels")
-_DEFAULTS: dict[str, Any] = {
-    "file_dir": None,
-    "file_list": None,
-    "dtype": None,
-    "is_seq": False,
-    "delimiter": None,
-    "quotechar": '"',
-    "dst_path": None,
-    "height": 0,
-    "width": 0,
-    "channel": 3,
-    "encode": "JPEG",
-    "shards": 1,
-    "keep_exif": True,
-    "max_pixels": None,
-}
-_ENCODES = {"JPEG": "JPEG", "JPG": "JPEG", "PNG": "PNG", "RAW": "RAW"}
-
-
-class _Terminated(BaseException):
-    """Raised in the main thread by the SIGTERM handler installed during generate()."""
-
-
-_TERM_SEEN = threading.Event()
-_INT_SEEN = threading.Event()
-_DEFER_SIGNALS = threading.Event()
-
-
-def _check_terminated() -> None:
-    """Re-raise a signal whose exception was swallowed (e.g. it landed inside a __del__)."""
-    if _TERM_SEEN.is_set():
-        raise _Terminated()
-    if _INT_SEEN.is_set():
-        raise KeyboardInterrupt
-
-
-def _check_setting(key: str, value: Any) -> Any:
-    """Validate one stored setting; return its normalised value."""
-    if key == "dtype":
-        return check_dtypes(value) if value is not None else None
-    if key in ("file_dir", "file_list", "dst_path"):
-        if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise TypeError(f"{key!r} must be a path str (got {type(value).__name__})")
-        if key == "file_dir" and value is not None and not os.path.isdir(value):
-            raise FileNotFoundError(f"'file_dir' {os.fspath(value)!r} is not an existing directory")
-        return os.fspath(value) if value is not None else None
-    if key in ("is_seq", "keep_exif"):
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{key!r} must be a bool (got {value!r})")
-        return bool(value)
-    if key in ("delimiter", "quotechar"):
-        if key == "delimiter" and value is None:
-            return None
-        instance_of(key, value, str, "a one-character str")
-        if len(value) != 1:
-            raise ValueError(f"{key!r} must be a one-character str (got {value!r})")
-        return value
-    if key in ("height", "width", "shards", "channel"):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{key!r} must be an int (got {value!r})")
-        value = int(value)
-        if key in ("height", "width") and value < 0:
-            raise ValueError(f"{key!r} must be >= 0 (got {value}); 0 keeps each image's own size")
-        if key == "shards" and value < 1:
-            raise ValueError(f"'shards' must be >= 1 (got {value})")
-        if key == "channel" and value not in (1, 3):
-            raise ValueError(f"'channel' must be 1 or 3 (got {value}); RGBA is not supported")
-        return value
-    if key == "max_pixels":
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"'max_pixels' must be an int or None (got {value!r})")
-        if value < 1:
-            raise ValueError(
-                f"'max_pixels' must be >= 1 (got {value}); None uses Pillow's limit PIL.Image.MAX_IMAGE_PIXELS"
-            )
-        return int(value)
-    if key == "encode":
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str) or value.upper() not in _ENCODES:
-            raise ValueError(f"'encode' must be one of 'JPEG', 'PNG', 'RAW' or None (got {value!r})")
-        return _ENCODES[value.upper()]
-    raise KeyError(f"unknown FuelGenerator setting {key!r}; valid keys: {', '.join(_DEFAULTS)}")
+from ._settings import DEFAULTS, check_setting
+from ._signals import Terminated, check_terminated, install_handlers, restore_handlers, signals_deferred
+from ._validate import int_in
+from ._writer import ImageLayout, file_meta, make_writer, part_columns
 
 
 class FuelGenerator:
@@ -169,9 +79,9 @@ class FuelGenerator:
             if config is not None:
                 raise TypeError("config given twice (positionally and as 'config=')")
             config, file_dir = file_dir, None
-        self._settings: dict[str, Any] = dict(_DEFAULTS)
+        self._settings: dict[str, Any] = dict(DEFAULTS)
         if config is not None:
-            given = [k for k, v in explicit.items() if v != _DEFAULTS[k]]
+            given = [k for k, v in explicit.items() if v != DEFAULTS[k]]
             if file_dir is not None or given:
                 names = ", ".join(["file_dir"] * (file_dir is not None) + given)
                 raise TypeError(
@@ -187,10 +97,10 @@ class FuelGenerator:
                 raise ValueError(f"{key!r} is required (give it as an argument or in config)")
 
     def _update(self, changes: dict[str, Any]) -> None:
-        unknown = [k for k in changes if k not in _DEFAULTS]
+        unknown = [k for k in changes if k not in DEFAULTS]
         if unknown:
-            raise KeyError(f"unknown setting(s) {unknown}; valid keys: {', '.join(_DEFAULTS)}")
-        checked = {k: _check_setting(k, v) for k, v in changes.items()}
+            raise KeyError(f"unknown setting(s) {unknown}; valid keys: {', '.join(DEFAULTS)}")
+        checked = {k: check_setting(k, v) for k, v in changes.items()}
         self._settings.update(checked)
 
     def __getattr__(self, name: str) -> Any:
@@ -294,7 +204,7 @@ class FuelGenerator:
         s = dict(self._settings)
         for key, value in given.items():
             if value is not None:
-                s[key] = _check_setting(key, value)
+                s[key] = check_setting(key, value)
         if encode == "":
             s["encode"] = None
         spec, enc = self._encode_spec(s, quality)
@@ -332,9 +242,8 @@ class FuelGenerator:
         refs = self._resolve_refs(table, s["file_dir"], s["is_seq"]) if enc is not None else []
         # every file operation below uses the resolved name, so that relative, `./` and symlinked spellings of one
         # file compare equal; a symlink at dst_path is followed (its target is replaced, the link kept)
-        target = os.path.realpath(dst)
+        target = target_of(dst)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        remove_stale_temps(target)
         finals = shard_names(target, nshard)
         family = family_files(target)
         existing = family.finals
@@ -431,7 +340,7 @@ class FuelGenerator:
         records: list[dict[str, Any]] = []
         placed: list[str] = []
         writers: list[Any] = []
-        handlers = self._install_handlers()
+        handlers = install_handlers()
         progress = Progress(n, f"packing {os.path.basename(dst)}", enabled=show)
         try:
             is_seq = s["is_seq"]
@@ -445,7 +354,7 @@ class FuelGenerator:
                         layout = ImageLayout(
                             spec.encode, spec.channel, spec.height, spec.width, is_seq, nframes
                         )
-                    meta = _meta(cols, is_seq, i if nshard > 1 else -1, nshard, n, run)
+                    meta = file_meta(cols, is_seq, i if nshard > 1 else -1, nshard, n, run)
                     writer = make_writer(temps[i], kind, cols, layout, meta)
                     writers.append(writer)
                     if spec is not None:
@@ -459,22 +368,21 @@ class FuelGenerator:
                             writer.write_images(pos, results)
                             pos += len(results)
                             progress.update(len(results))
-                            _check_terminated()
+                            check_terminated()
                     else:
                         progress.update(b - a)
                     writer.finish()
                     if nshard > 1:
                         records.append(shard_record(temps[i], finals[i], b - a))
-            _check_terminated()
-            _DEFER_SIGNALS.set()  # a signal now would leave a half-placed output: it is acted on after the commit
-            try:
-                self._place(dst, temps, finals, existing, placed, records, run, table)
-            finally:
-                _DEFER_SIGNALS.clear()
-            _check_terminated()
-        except _Terminated:
+            check_terminated()
+            # a signal now would leave a half-placed output: it is acted on after the commit
+            with signals_deferred():
+                names, dtypes = [c.name for c in table.columns], [c.dtype for c in table.columns]
+                place_output(dst, temps, finals, existing, placed, records, run, names, dtypes)
+            check_terminated()
+        except Terminated:
             self._cleanup(writers, temps, placed)
-            self._restore_handlers(handlers)
+            restore_handlers(handlers)
             handlers = None
             raise SystemExit(143) from None
         except BaseException:
@@ -482,53 +390,13 @@ class FuelGenerator:
             raise
         finally:
             if handlers is not None:
-                self._restore_handlers(handlers)
+                restore_handlers(handlers)
         progress.close(
             f"wrote {', '.join(os.path.basename(f) for f in finals)} in {time.perf_counter() - start:.1f} s"
             if show
             else None
         )
         return finals
-
-    @staticmethod
-    def _place(
-        target: str,
-        temps: list[str],
-        finals: list[str],
-        existing: list[str],
-        placed: list[str],
-        records: list[dict[str, Any]],
-        run: str,
-        table: Table,
-    ) -> None:
-        """Rename the finished temp files into place, commit, then remove what is left of the old output.
-
-        Readers take an existing file of the given name first, else the family its manifest lists. So a single file
-        commits by its rename; a family by its manifest, written last, and by removing an old single file of its
-        name. Before a family's commit a reader finds the old data, or shards of two runs (the old manifest's, or
-        none) and an error naming them, never a silent mix. Until the commit, `placed` lists the new files that a
-        failure deletes again.
-        """
-        directory = os.path.dirname(finals[0])
-        for tmp, final in zip(temps, finals, strict=True):
-            commit(tmp, final, sync_dir=False)
-            placed.append(final)
-        keep = list(finals)
-        if records:
-            fsync_dir(directory)  # the shards' renames are durable before the manifest that vouches for them
-            columns = table.columns
-            keep.append(
-                write_manifest(target, run, [c.name for c in columns], [c.dtype for c in columns], records)
-            )
-        leftovers = [old for old in existing if not any(same_path(old, k) for k in keep)]
-        # an old single file of the family's name shadows the new family: removing it is the commit
-        leftovers.sort(key=lambda old: not same_path(old, target))
-        if not (leftovers and same_path(leftovers[0], target)):
-            placed.clear()
-        for old in leftovers:
-            discard(old)
-            placed.clear()
-        fsync_dir(directory)
 
     @staticmethod
     def _check_shapes(results: list[Any], spec: EncodeSpec, lines: list[int], first: int, path: str) -> None:
@@ -546,39 +414,8 @@ class FuelGenerator:
     def _cleanup(writers: list[Any], temps: list[str], placed: list[str]) -> None:
         for writer in writers:
             writer.abort()
-        for path in [*temps, *(f"{t}.blob" for t in temps), *placed]:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-
-    @staticmethod
-    def _install_handlers() -> Any:
-        if threading.current_thread() is not threading.main_thread():
-            return None
-
-        def on_term(signum: int, frame: Any) -> None:
-            _TERM_SEEN.set()  # in case the exception lands somewhere that swallows it (a __del__)
-            if not _DEFER_SIGNALS.is_set():
-                raise _Terminated()
-
-        def on_int(signum: int, frame: Any) -> None:
-            _INT_SEEN.set()
-            if not _DEFER_SIGNALS.is_set():
-                raise KeyboardInterrupt
-
-        _TERM_SEEN.clear()
-        _INT_SEEN.clear()
-
-        old = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
-        signal.signal(signal.SIGINT, on_int)
-        signal.signal(signal.SIGTERM, on_term)
-        return old
-
-    @staticmethod
-    def _restore_handlers(old: Any) -> None:
-        if old is None:
-            return
-        signal.signal(signal.SIGINT, old[0])
-        signal.signal(signal.SIGTERM, old[1])
+        for path in [*temps, *(spill_name(t) for t in temps), *placed]:
+            discard(path)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self._settings.items())

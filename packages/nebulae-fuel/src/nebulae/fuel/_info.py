@@ -21,7 +21,7 @@ def _column(source: Source, key: str, max_frames: int) -> dict[str, Any]:
         if vlen is not None:
             dtype = f"vlen {getattr(vlen, '__name__', vlen)}" if vlen in (str, bytes) else f"vlen {vlen}"
     else:
-        arr = shard._npz(key)
+        arr = shard.npz_array(key)
         dtype, shape = str(arr.dtype), list(arr.shape)
         if key + "__offsets" in shard.files:
             # encoded rows are stored end to end in one flat array: show them as HDF5 shows its vlen rows

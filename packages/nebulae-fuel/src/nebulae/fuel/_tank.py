@@ -14,9 +14,9 @@ import numpy as np
 
 from ._build import BatchBuilder
 from ._constants import FRAME_KEY
-from ._csv import split_dtype
+from ._dtype import split_dtype
 from ._order import epoch_order, miles_per_epoch, rank_batch
-from ._pack import uses_main
+from ._procs import process_safe
 from ._rank import get_rank, get_world_size
 from ._source import Source, resolve_paths
 from ._validate import int_in
@@ -30,23 +30,6 @@ _OPEN_TANKS: weakref.WeakSet[Tank] = weakref.WeakSet()
 def _close_all() -> None:
     for tank in list(_OPEN_TANKS):
         tank.close()
-
-
-def _process_safe(*fns: Any) -> bool:
-    """Whether process workers can take these callables without re-running the main script.
-
-    Callables defined in `__main__` would make every worker re-import the script, which re-runs scripts
-    without an `if __name__ == "__main__":` guard; lambdas and local functions do not pickle at all.
-    """
-    import pickle
-
-    if uses_main(*fns):
-        return False
-    try:
-        pickle.dumps(fns)
-    except Exception:
-        return False
-    return True
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -135,7 +118,7 @@ class Tank:
         self.batch_size = _check_int("batch_size", batch_size, 1)
         if seed is None:
             seed = random.randrange(2**31)
-        self.seed = _check_int("seed", seed, 0)
+        seed = _check_int("seed", seed, 0)
         for name, fn in (("fetch_fn", fetch_fn), ("prep_fn", prep_fn), ("collate_fn", collate_fn)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"{name!r} must be callable or None (got {type(fn).__name__})")
@@ -170,14 +153,18 @@ class Tank:
                 # processes; pure memory-mapped RAW/numeric batches are copies, fastest in threads
                 light = fetch_fn is None and prep_fn is None and collate_fn is None
                 light = light and all(source.encode_of(k) in (None, "RAW") for k in keys)
-                safe = _process_safe(fetch_fn, prep_fn, collate_fn)
+                safe = process_safe(fetch_fn, prep_fn, collate_fn)
                 worker_type = DEFAULT_WORKER_TYPE if safe and not light else "thread"
-        finally:
+            specf = {k: v for k, v in data_specf.items() if k != FRAME_KEY}
+            # the builder keeps this Source for reads in this process; worker processes open their own
+            self._builder = BatchBuilder(
+                paths, kind, decode, specf, fetch_fn, prep_fn, collate_fn, seed, source=source
+            )
+            self.worker_type = worker_type
+            self._recompute()
+        except BaseException:
             source.close()
-        self.worker_type = worker_type
-        specf = {k: v for k, v in data_specf.items() if k != FRAME_KEY}
-        self._builder = BatchBuilder(paths, kind, decode, specf, fetch_fn, prep_fn, collate_fn, self.seed)
-        self._recompute()
+            raise
         self.epoch = 0
         self.mile = 0
         self._resuming = False  # set by seek() to a mile > 0: the next pass resumes there
@@ -187,6 +174,11 @@ class Tank:
         if verbose and rank <= 0:
             more = f" (+{len(paths) - 1} shards)" if len(paths) > 1 else ""
             print(f"tank mounted: {os.path.basename(paths[0])}{more}, {self._len} samples, MPE {self.MPE}")
+
+    @property
+    def seed(self) -> int:
+        """The seed of order and augmentation (the batch builder holds it: it seeds every batch)."""
+        return self._builder.seed
 
     def _recompute(self) -> None:
         mpe = miles_per_epoch(self._len, self.batch_size, self.nworld, self.in_same_size)
@@ -317,8 +309,7 @@ class Tank:
         if rank >= nworld:
             raise ValueError(f"'rank' must be < nworld ({nworld}) (got {rank})")
         if seed is not None:
-            self.seed = _check_int("seed", seed, 0)
-            self._builder.seed = self.seed
+            self._builder.seed = _check_int("seed", seed, 0)
             if self._executor is not None:
                 self._discard()
                 self._executor.close()

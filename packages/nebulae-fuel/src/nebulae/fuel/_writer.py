@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import zipfile
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 
 from ._constants import FRAME_KEY, META_KEY
 from ._csv import Column
-from ._files import RUN_KEY
+from ._files import RUN_KEY, discard, spill_name
 
 
 def part_columns(columns: list[Column], start: int, stop: int) -> list[Column]:
@@ -58,7 +57,7 @@ class ImageLayout:
         self.max_frames = max(nframes) if nframes else 0
 
 
-def _meta(
+def file_meta(
     columns: list[Column], is_seq: bool, shard: int, num_shards: int, total: int, run: str | None = None
 ) -> dict[str, Any]:
     """The metadata every packed file carries (HDF5 root attributes, or the NPZ's metadata entry).
@@ -159,10 +158,9 @@ class HDF5Writer:
             write_rows(self.image, start, _object_array(items))
 
     def finish(self) -> None:
+        # flushed to disk by the commit that puts this temp file in place
         self.file.flush()
         self.file.close()
-        with open(self.path, "rb") as fh:
-            os.fsync(fh.fileno())
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
@@ -173,9 +171,16 @@ def _npy_entry(zf: zipfile.ZipFile, key: str) -> Any:
     return zf.open(f"{key}.npy", "w", force_zip64=True)
 
 
-def _write_npy(zf: zipfile.ZipFile, key: str, arr: np.ndarray) -> None:
+def write_npy(zf: zipfile.ZipFile, key: str, arr: np.ndarray) -> None:
     with _npy_entry(zf, key) as fh:
         np.lib.format.write_array(fh, np.asarray(arr), allow_pickle=False)
+
+
+def write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """An uncompressed NPZ archive of `arrays` at `path` (a temp file: its commit flushes it to disk)."""
+    with open(path, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, arr in arrays.items():
+            write_npy(zf, key, arr)
 
 
 def _concat(rows: list[Any], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -215,14 +220,14 @@ class NPZWriter:
                 self._write_plain(col)
         if meta["nebulae_is_seq"]:
             frames = layout.max_frames if layout else max((len(v) for v in columns[0].values), default=0)
-            _write_npy(self.zf, FRAME_KEY, np.asarray(frames, dtype=np.int64))
-        _write_npy(self.zf, META_KEY, np.asarray(json.dumps(meta)))
+            write_npy(self.zf, FRAME_KEY, np.asarray(frames, dtype=np.int64))
+        write_npy(self.zf, META_KEY, np.asarray(json.dumps(meta)))
         if layout is not None and self.image_name is not None:
             if layout.encode == "RAW":
                 shape: tuple[int, ...] = (n, layout.height, layout.width, layout.channel)
                 if layout.is_seq:
                     shape = (n, layout.max_frames, *shape[1:])
-                    _write_npy(
+                    write_npy(
                         self.zf, f"{self.image_name}__nframes", np.asarray(layout.nframes, dtype=np.int32)
                     )
                 self.raw_entry = _npy_entry(self.zf, self.image_name)
@@ -230,18 +235,18 @@ class NPZWriter:
                     self.raw_entry, {"descr": "|u1", "fortran_order": False, "shape": shape}
                 )
             else:
-                self.blob = open(f"{path}.blob", "w+b")  # noqa: SIM115 - closed in finish()/abort()
+                self.blob = open(spill_name(path), "w+b")  # noqa: SIM115 - closed in finish()/abort()
 
     def _write_plain(self, col: Column) -> None:
         if col.base == "str":
             values = [str(v) if not isinstance(v, list) else ",".join(v) for v in col.values]
-            _write_npy(self.zf, col.name, np.asarray(values, dtype=str) if values else np.zeros(0, "<U1"))
+            write_npy(self.zf, col.name, np.asarray(values, dtype=str) if values else np.zeros(0, "<U1"))
         elif col.variable:
             flat, offsets = _concat(col.values, _np_base(col.base))
-            _write_npy(self.zf, col.name, flat)
-            _write_npy(self.zf, f"{col.name}__offsets", offsets)
+            write_npy(self.zf, col.name, flat)
+            write_npy(self.zf, f"{col.name}__offsets", offsets)
         else:
-            _write_npy(self.zf, col.name, col.to_array())
+            write_npy(self.zf, col.name, col.to_array())
 
     def write_images(self, start: int, items: list[Any]) -> None:
         lay = self.layout
@@ -273,23 +278,20 @@ class NPZWriter:
                     entry, {"descr": "|u1", "fortran_order": False, "shape": (total,)}
                 )
                 shutil.copyfileobj(self.blob, entry, 1 << 22)
-            _write_npy(self.zf, f"{self.image_name}__offsets", np.asarray(self._byte_offsets, dtype=np.int64))
+            write_npy(self.zf, f"{self.image_name}__offsets", np.asarray(self._byte_offsets, dtype=np.int64))
             if self.layout is not None and self.layout.is_seq:
-                _write_npy(
+                write_npy(
                     self.zf, f"{self.image_name}__frames", np.asarray(self._frame_offsets, dtype=np.int64)
                 )
             self._drop_blob()
         self.zf.close()
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
+        self.fh.close()  # flushed to disk by the commit that puts this temp file in place
 
     def _drop_blob(self) -> None:
         if self.blob is not None:
             self.blob.close()
             self.blob = None
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{self.path}.blob")
+            discard(spill_name(self.path))
 
     def abort(self) -> None:
         for closer in (getattr(self.raw_entry, "close", None), self.zf.close, self.fh.close):
@@ -309,4 +311,14 @@ def make_writer(
     return cls(path, columns, layout, meta)
 
 
-__all__ = ["HDF5Writer", "ImageLayout", "NPZWriter", "_meta", "make_writer", "part_columns"]
+__all__ = [
+    "HDF5Writer",
+    "ImageLayout",
+    "NPZWriter",
+    "file_meta",
+    "make_writer",
+    "part_columns",
+    "write_npy",
+    "write_npz",
+    "write_rows",
+]
