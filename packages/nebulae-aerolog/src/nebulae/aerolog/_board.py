@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import operator
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -12,12 +11,15 @@ from time import perf_counter
 from typing import Any, TypeVar
 
 from ._curve import curve2str
-from ._format import DEFAULT_FORMAT, RECORDED, call_inviz, parse_format
+from ._format import call_inviz
+from ._history import History
 from ._lines import WAIT, fragments, pick_curve, progress_line, summary_line
 from ._rank import get_rank
 from ._screen import Screen, clip, visible_len
 from ._series import Series, to_number
-from ._track import AUTO, Step, tracked
+from ._settings import DEFAULTS, one_of, resolve_settings
+from ._track import AUTO, Step, StepSlot, tracked
+from ._validate import check_int, check_mapping, check_str
 from ._warnings import AerologWarning
 
 __all__ = ["DashBoard"]
@@ -26,21 +28,6 @@ T = TypeVar("T")
 
 _TTY_REFRESH = 0.1  # default seconds between redraws on a terminal (and in wipe mode)
 _PLAIN_REFRESH = 10.0  # ... and between plain lines when stdout is not a terminal
-_WAIT_FORMAT = (".1f", "percent")
-
-
-def _int_arg(name: str, value: object, least: int) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{name!r} must be an int >= {least} (got {type(value).__name__} {value!r})"
-        ) from None
-    if number < least:
-        raise ValueError(f"{name!r} must be an int >= {least} (got {number})")
-    return number
 
 
 class DashBoard:
@@ -89,56 +76,29 @@ class DashBoard:
         config: Mapping[str, Any] | None = None,
         log_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        if log_dir is not None:
-            if log_path != "./aerolog":
-                raise TypeError("pass either 'log_path' or its alias 'log_dir', not both")
-            log_path = log_dir
-        if config is not None:
-            given = dict(
-                log_path=log_path, window=window, divisor=divisor, span=span, format=format, refresh=refresh
-            )
-            defaults = dict(log_path="./aerolog", window=1, divisor=10, span=30, format=None, refresh=None)
-            if given != defaults:
-                raise TypeError("pass the DashBoard settings either in 'config' or as arguments, not both")
-            unknown = set(config) - set(defaults) - {"log_dir"}
-            if unknown:
-                raise TypeError(f"'config' has unknown keys {sorted(unknown)}; allowed: {sorted(defaults)}")
-            settings = {**defaults, **config}
-            if "log_dir" in settings:
-                settings["log_path"] = settings.pop("log_dir")
-            log_path, window, divisor, span = (settings[k] for k in ("log_path", "window", "divisor", "span"))
-            format, refresh = settings["format"], settings["refresh"]
-        self.log_path = os.fspath(log_path)
-        self.window = _int_arg("window", window, 1)
-        self.divisor = _int_arg("divisor", divisor, 1)
-        self.span = _int_arg("span", span, 10)
-        if refresh is not None and (not isinstance(refresh, int | float) or not refresh >= 0):
-            raise ValueError(f"'refresh' must be a number of seconds >= 0 or None (got {refresh!r})")
-        self.refresh = refresh
-        self._formats = parse_format(format)
+        log_path = one_of("log_path", log_path, DEFAULTS["log_path"], "log_dir", log_dir)
+        given = dict(
+            log_path=log_path, window=window, divisor=divisor, span=span, format=format, refresh=refresh
+        )
+        settings = resolve_settings(given, config)
+        self.log_path = settings.log_path
+        self.window, self.divisor, self.span = settings.window, settings.divisor, settings.span
+        self.refresh = settings.refresh
         self._active = get_rank() <= 0
         if self._active:
             os.makedirs(self.log_path, exist_ok=True)
-        self._plans: dict[str, dict[str, Series]] = {}  # stage -> metric -> Series, in first-seen order
-        self._series: dict[str, Series] = {}  # "stage:metric" -> Series, recorded ones only
-        self._merged: set[tuple[str, str]] = set()
+        self._history = History(settings.formats, self.window)
+        self._plans = self._history.plans  # read on every gauge call: one lookup less
+        self._series = self._history.series
         self._reported: set[str] = set()  # record files already warned about
-        self._step: Step | None = None  # set while a track() loop runs
-        self._min_refresh = _TTY_REFRESH if refresh is None else refresh
+        self._min_refresh = _TTY_REFRESH if self.refresh is None else self.refresh
         self._last_draw = -math.inf
         self._t_first: float | None = None
         self._t_epoch = 0.0
         self._screen = Screen()
+        self._steps = StepSlot(self._screen.settle)  # the step of the track() loop running now
 
     # ------------------------------------------------------------------ recording
-
-    def _plan(self, plan: dict[str, Series], stage: str, name: str) -> Series:
-        fmt, mode = self._formats.get(name, _WAIT_FORMAT if name == WAIT else DEFAULT_FORMAT)
-        rec = self._series.get(f"{stage}:{name}") or Series(stage, name, fmt, mode, self.window)
-        plan[name] = rec
-        if rec.recorded:
-            self._series[rec.key] = rec
-        return rec
 
     def gauge(
         self,
@@ -187,7 +147,7 @@ class DashBoard:
         """
         if not self._active:
             return
-        step = self._step
+        step = self._steps.current
         if mile is None and step is not None:
             now = perf_counter()
             mile = step.mile
@@ -238,7 +198,7 @@ class DashBoard:
         for name, value in entry.items():
             rec = plan.get(name)
             if rec is None:
-                rec = self._plan(plan, stage, name)
+                rec = self._history.add(plan, stage, name)
             if rec.recorded:
                 if type(value) is not float:
                     value = to_number(name, value)
@@ -266,17 +226,13 @@ class DashBoard:
             raise TypeError(
                 f"gauge() missing {', '.join(map(repr, missing))}; only inside DashBoard.track() may they be omitted"
             )
-        if not isinstance(entry, Mapping):
-            raise TypeError(f"'entry' must be a dict {{metric: number}} (got {type(entry).__name__})")
-        if not isinstance(stage, str):
-            raise TypeError(f"'stage' must be a str such as 'TRAIN' (got {type(stage).__name__} {stage!r})")
         return (
-            dict(entry),
-            _int_arg("mile", mile, 0),
-            _int_arg("epoch", epoch, 0),
-            _int_arg("mpe", mpe, 1),
-            stage,
-            _int_arg("interval", interval, 1),
+            dict(check_mapping("'entry'", entry, "{metric: number}")),
+            check_int("mile", mile, 0),
+            check_int("epoch", epoch, 0),
+            check_int("mpe", mpe, 1),
+            check_str("stage", stage, "TRAIN"),
+            check_int("interval", interval, 1),
         )
 
     def read(self, entry: str, stage: str, epoch: int = -1) -> float | None:
@@ -290,7 +246,7 @@ class DashBoard:
         """
         if not self._active:
             return None
-        epoch = operator.index(epoch)
+        epoch = check_int("epoch", epoch, None)
         if epoch == 0:
             raise ValueError("'epoch' is 1-based (-1 for the latest); got 0")
         key = f"{stage}:{entry}"
@@ -311,21 +267,7 @@ class DashBoard:
         """
         if not self._active:
             return
-        key = f"{stage}:{entry}"
-        if key in self._series:
-            raise KeyError(f"{key!r} is already recorded; pick another metric name or stage")
-        values = list(value) if isinstance(value, Iterable) else [value]
-        rec = self._outside_series(stage, entry)
-        rec.epoch_vals = [to_number(entry, v) for v in values]
-        rec.epoch_xs = list(range(1, len(values) + 1))
-
-    def _outside_series(self, stage: str, name: str) -> Series:
-        """A recorded series for values that come from outside gauge() (record(), a recorded run)."""
-        fmt, mode = self._formats.get(name, DEFAULT_FORMAT)
-        if mode not in RECORDED:
-            fmt, mode = DEFAULT_FORMAT
-        rec = self._series[f"{stage}:{name}"] = Series(stage, name, fmt, mode, self.window)
-        return rec
+        self._history.store(stage, entry, value)
 
     # ------------------------------------------------------------------ iteration
 
@@ -351,19 +293,18 @@ class DashBoard:
             TypeError: `mpe` is omitted and `iterable` has no length, or an argument has a wrong type.
             ValueError: `mpe` < 1 (e.g. an empty iterable), `epoch` < 0 or `interval` < 1.
         """
-        if not isinstance(stage, str):
-            raise TypeError(f"'stage' must be a str such as 'TRAIN' (got {type(stage).__name__} {stage!r})")
-        epoch = _int_arg("epoch", epoch, 0)
-        interval = _int_arg("interval", interval, 1)
+        check_str("stage", stage, "TRAIN")
+        epoch = check_int("epoch", epoch, 0)
+        interval = check_int("interval", interval, 1)
         if mpe is None:
             try:
                 mpe = len(iterable)  # type: ignore[arg-type]
             except TypeError:
                 raise TypeError(f"'mpe' is required: a {type(iterable).__name__} has no len()") from None
-        mpe = _int_arg("mpe", mpe, 1)
+        mpe = check_int("mpe", mpe, 1)
         if not self._active:
             return iter(iterable)
-        return tracked(self, iterable, Step(stage, epoch, mpe, interval))
+        return tracked(self._steps, self.gauge, iterable, Step(stage, epoch, mpe, interval))
 
     # ------------------------------------------------------------------ output
 
@@ -403,7 +344,7 @@ class DashBoard:
         if not tty and not wipe and self.refresh is None and now - self._last_draw < _PLAIN_REFRESH:
             return
         self._last_draw = now
-        step = self._step
+        step = self._steps.current
         rate = None
         if step is not None and step.stage == stage and now > step.t_start:
             rate = m / (now - step.t_start)
@@ -443,7 +384,7 @@ class DashBoard:
         secs = now - self._t_epoch
         self._t_epoch = now
         shown = dict.fromkeys([*entry, *averages])
-        rate = mpe / secs if self._step is not None and secs > 0 else None
+        rate = mpe / secs if self._steps.current is not None and secs > 0 else None
         body = summary_line(e, mpe, secs, rate, stage, fragments(plan, shown, averages))
         screen = self._screen
         stream = screen.stream()
@@ -493,18 +434,7 @@ class DashBoard:
             raise ValueError(
                 f"'record': nothing in {os.fspath(record)} can be continued from: " + "; ".join(problems)
             )
-        for unit, key, xs, ys in found:
-            if (unit, key) in self._merged:
-                continue
-            self._merged.add((unit, key))
-            rec = self._series.get(key)
-            if rec is None:
-                stage, _, name = key.partition(":")
-                rec = self._outside_series(stage, name)
-            if unit == "mile":
-                rec.prior_mile = (xs, ys)
-            else:
-                rec.prior_epoch = (xs, ys)
+        self._history.merge(found)
         return problems
 
     def log(
@@ -546,10 +476,7 @@ class DashBoard:
         Warns:
             AerologWarning: a CSV of `record` was skipped (once per file and reason).
         """
-        if history is not None:
-            if record:
-                raise TypeError("pass either 'record' or its alias 'history', not both")
-            record = history
+        record = one_of("record", record, "", "history", history)
         if not self._active:
             return
         # This run's files are written whatever `record` holds, and only then is a bad record reported:

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._atomic import atomic_write
 from ._format import show
-from ._logfiles import atomic_write
 
 __all__ = ["plot_epochs", "plot_miles"]
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from ._board import DashBoard
-
-__all__ = ["AUTO", "Step", "tracked"]
+__all__ = ["AUTO", "Step", "StepSlot", "tracked"]
 
 T = TypeVar("T")
 
@@ -45,7 +42,31 @@ class Step:
         self.user = False  # the loop body calls gauge() itself
 
 
-def tracked(board: DashBoard, iterable: Iterable[T], step: Step) -> Iterator[T]:
+class StepSlot:
+    """The step of the track() loop running now (None outside one), shared by a board and its loops.
+
+    Loops nest: entering one keeps the outer step, leaving it restores that step and calls `settle`, which
+    moves the cursor below a board drawn in place.
+    """
+
+    __slots__ = ("_settle", "current")
+
+    def __init__(self, settle: Callable[[], None]) -> None:
+        self.current: Step | None = None
+        self._settle = settle
+
+    def enter(self, step: Step) -> Step | None:
+        outer, self.current = self.current, step
+        return outer
+
+    def leave(self, outer: Step | None) -> None:
+        self.current = outer
+        self._settle()
+
+
+def tracked(
+    slot: StepSlot, gauge: Callable[[dict[str, Any]], None], iterable: Iterable[T], step: Step
+) -> Iterator[T]:
     """Yield the items of `iterable`, timing each step and gauging it when the body did not.
 
     When steps take only a few microseconds and the body does not gauge, timing every one of them
@@ -53,8 +74,7 @@ def tracked(board: DashBoard, iterable: Iterable[T], step: Step) -> Iterator[T]:
     so that about 100 us of work passes between two timed steps. The last mile of each epoch is always
     timed, so epoch summaries are never skipped.
     """
-    outer = board._step
-    board._step = step
+    outer = slot.enter(step)
     it = iter(iterable)
     nxt = it.__next__
     pc = perf_counter
@@ -71,7 +91,7 @@ def tracked(board: DashBoard, iterable: Iterable[T], step: Step) -> Iterator[T]:
             step.t0, step.mile, step.timed, step.gauged = t0, mile, True, False
             yield item
             if not step.gauged:
-                board.gauge(AUTO)
+                gauge(AUTO)
             mile += 1
             if step.user:
                 continue
@@ -87,5 +107,4 @@ def tracked(board: DashBoard, iterable: Iterable[T], step: Step) -> Iterator[T]:
                     yield item
                 mile = step.mile + 1
     finally:
-        board._step = outer
-        board._screen.settle()
+        slot.leave(outer)
