@@ -17,12 +17,20 @@ from nebulae.aerolog import DashBoard, curve2str
         ({"span": True}, TypeError, "'span' must be an int >= 10"),
         ({"refresh": "fast"}, TypeError, "'refresh' must be a number of seconds >= 0 or None"),
         ({"refresh": -1}, ValueError, "'refresh' must be a number of seconds >= 0 or None"),
-        ({"config": {"window": "3"}}, TypeError, "'window' must be an int"),
+        ({"epochs": 0}, ValueError, r"'epochs' must be an int >= 1 \(got 0\)"),
+        ({"epochs": 2.5}, TypeError, "'epochs' must be an int >= 1"),
+        ({"sinks": print}, TypeError, "'sinks' must be a list of sinks or callables"),
+        ({"sinks": [3]}, TypeError, r"sinks\[0\] must be a callable"),
     ],
 )
 def test_board_settings_raise_type_and_value_errors_apart(tmp_path, kwargs, error, message) -> None:
     with pytest.raises(error, match=message):
-        DashBoard(tmp_path, **kwargs) if "config" not in kwargs else DashBoard(**kwargs)
+        DashBoard(tmp_path, **kwargs)
+
+
+def test_config_values_are_checked_like_arguments(tmp_path) -> None:
+    with pytest.raises(TypeError, match="'window' must be an int"):
+        DashBoard(config={"log_path": tmp_path, "window": "3"})
 
 
 def test_numpy_integers_are_ints_for_the_board_and_the_curve(tmp_path) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from time import perf_counter
 from typing import Any, TypeVar
 
+from ._clock import RunClock
 from ._curve import curve2str
 from ._format import call_inviz
 from ._history import History
@@ -18,8 +19,9 @@ from ._rank import get_rank
 from ._screen import Screen, clip, visible_len
 from ._series import Series, to_number
 from ._settings import DEFAULTS, one_of, resolve_settings
-from ._track import AUTO, Step, StepSlot, tracked
-from ._validate import check_int, check_mapping, check_str
+from ._sinks import Sink, close_sinks, flush_sinks, send
+from ._track import AUTO, UNSIZED, Step, StepSlot, steps_of, tracked
+from ._validate import check_counters, check_int, check_str
 from ._warnings import AerologWarning
 
 __all__ = ["DashBoard"]
@@ -34,10 +36,11 @@ class DashBoard:
     """A terminal dashboard for training loops, as light as a progress bar.
 
     Every :meth:`gauge` call is recorded (per-mile moving averages and per-epoch means of each raw or
-    percent metric). Drawing is throttled by time: on a terminal the board redraws in place a progress
-    line and an ASCII curve of one metric; elsewhere (a file, a pipe, CI logs) it prints plain lines,
-    at most one per `refresh` seconds. Epoch summaries are always printed. Only rank 0 (env
-    ``NEB_RANK``, else ``RANK``) does anything; on other ranks every method is a no-op.
+    percent metric) and handed to the `sinks`. Drawing is throttled by time: on a terminal the board
+    redraws in place a progress line (done/total, rate, ETA) and an ASCII curve of one metric; in a
+    Jupyter kernel it does the same in one output area per cell; elsewhere (a file, a pipe, CI logs) it
+    prints plain lines, at most one per `refresh` seconds. Epoch summaries are always printed. Only
+    rank 0 (env ``NEB_RANK``, else ``RANK``) does anything; on other ranks every method is a no-op.
 
     Args:
         log_path: directory for :meth:`log` output, created on demand (alias ``log_dir``).
@@ -51,10 +54,14 @@ class DashBoard:
             ``mile=-1`` at epoch end; shows nothing, not recorded).
         refresh: minimum seconds between redraws; None means 0.1 on a terminal, 10 otherwise.
         config: a dict of the arguments above, instead of passing them.
+        epochs: the number of epochs of the run, when known: the progress line then shows its ETA too.
+        sinks: where every recorded value goes as well: :class:`TensorBoardSink`, :class:`MLflowSink`,
+            or any callable ``(stage, {metric: value}, global_mile) -> None`` (W&B, a database).
 
     Raises:
-        ValueError: an argument is out of range, or `format` holds an unknown mode or a bad fmt.
-        TypeError: both `log_path` and `log_dir`, or `config` together with explicit arguments.
+        ValueError: an argument is out of range, or `format` holds an unknown mode or a bad %-spec.
+        TypeError: an argument has a wrong type, both `log_path` and `log_dir`, or `config` together
+            with explicit arguments.
 
     Example:
         >>> board = DashBoard("./aerolog", window=10, format={"acc": (".2f", "percent")})
@@ -75,15 +82,17 @@ class DashBoard:
         refresh: float | None = None,
         config: Mapping[str, Any] | None = None,
         log_dir: str | os.PathLike[str] | None = None,
+        epochs: int | None = None,
+        sinks: Iterable[Sink] | None = None,
     ) -> None:
         log_path = one_of("log_path", log_path, DEFAULTS["log_path"], "log_dir", log_dir)
-        given = dict(
-            log_path=log_path, window=window, divisor=divisor, span=span, format=format, refresh=refresh
-        )
+        given: dict[str, Any] = dict(log_path=log_path, window=window, divisor=divisor, span=span)
+        given.update(format=format, refresh=refresh, epochs=epochs, sinks=sinks)
         settings = resolve_settings(given, config)
         self.log_path = settings.log_path
         self.window, self.divisor, self.span = settings.window, settings.divisor, settings.span
-        self.refresh = settings.refresh
+        self.refresh, self.epochs = settings.refresh, settings.epochs
+        self._sinks = settings.sinks
         self._active = get_rank() <= 0
         if self._active:
             os.makedirs(self.log_path, exist_ok=True)
@@ -94,11 +103,11 @@ class DashBoard:
         self._min_refresh = _TTY_REFRESH if self.refresh is None else self.refresh
         self._last_draw = -math.inf
         self._t_first: float | None = None
-        self._t_epoch = 0.0
+        self._clock = RunClock(self.epochs)
         self._screen = Screen()
-        self._steps = StepSlot(self._screen.settle)  # the step of the track() loop running now
-
-    # ------------------------------------------------------------------ recording
+        self._steps = StepSlot(
+            self._screen.settle, self._end_unsized
+        )  # the step of the track() loop running now
 
     def gauge(
         self,
@@ -148,11 +157,13 @@ class DashBoard:
         if not self._active:
             return
         step = self._steps.current
+        base = -1  # miles of the stage before this epoch, when track() cannot tell the epoch's length
         if mile is None and step is not None:
             now = perf_counter()
             mile = step.mile
             epoch = step.epoch if epoch is None else epoch
-            mpe = step.mpe if mpe is None else mpe
+            if mpe is None:
+                mpe, base = step.mpe, step.base
             stage = step.stage if stage is None else stage
             interval = step.interval if interval is None else interval
             step.gauged = True
@@ -180,7 +191,7 @@ class DashBoard:
             and mpe >= 1
             and interval >= 1
         ):
-            entry, mile, epoch, mpe, stage, interval = self._check_gauge(
+            entry, mile, epoch, mpe, stage, interval = check_counters(
                 entry, mile, epoch, mpe, stage, interval
             )
         if wipe and plot:
@@ -188,13 +199,15 @@ class DashBoard:
                 "'wipe' redraws a single line and cannot draw the curve: pass plot=False with wipe=True"
             )
         m, e = mile + 1, epoch + 1
-        g = epoch * mpe + m
+        g = epoch * mpe + m if base < 0 else base + m
         if self._t_first is None:
-            self._t_first = self._t_epoch = now
+            self._t_first = self._clock.t_epoch = now
         plan = self._plans.get(stage)
         if plan is None:
             plan = self._plans[stage] = {}
         new_epoch = m == 1
+        if new_epoch:
+            self._clock.starts[stage] = (now, 1)
         for name, value in entry.items():
             rec = plan.get(name)
             if rec is None:
@@ -209,54 +222,38 @@ class DashBoard:
             elif rec.mode == "inviz":
                 call_inviz(rec.fmt, name, stage, e, m, mpe, value)
             rec.last = value
+        if self._sinks:
+            send(self._sinks, plan, entry, stage, g)
         if m % mpe == 0:
-            self._epoch_end(plan, entry, stage, e, mpe, now)
+            self._epoch_end(plan, entry, stage, e, mpe, e * mpe, now)
         elif m % interval == 0 and now - self._last_draw >= self._min_refresh:
             self._redraw(plan, entry, stage, e, m, mpe, duration, now, plot, wipe, flush, is_global, is_elastic,
                          in_loop, last_for, interval)  # fmt: skip
 
-    def _check_gauge(
-        self, entry: object, mile: object, epoch: object, mpe: object, stage: object, interval: object
-    ) -> tuple[dict[str, Any], int, int, int, str, int]:
-        """The slow path of gauge()'s argument check: convert what can be, raise a clear error otherwise."""
-        missing = [
-            n for n, v in (("mile", mile), ("epoch", epoch), ("mpe", mpe), ("stage", stage)) if v is None
-        ]
-        if missing:
-            raise TypeError(
-                f"gauge() missing {', '.join(map(repr, missing))}; only inside DashBoard.track() may they be omitted"
-            )
-        return (
-            dict(check_mapping("'entry'", entry, "{metric: number}")),
-            check_int("mile", mile, 0),
-            check_int("epoch", epoch, 0),
-            check_int("mpe", mpe, 1),
-            check_str("stage", stage, "TRAIN"),
-            check_int("interval", interval, 1),
-        )
-
-    def read(self, entry: str, stage: str, epoch: int = -1) -> float | None:
+    def read(self, entry: str, stage: str | None = None, epoch: int = -1) -> float | None:
         """Return the epoch average of `entry` in `stage` for a 1-based `epoch` (-1: the latest).
 
+        `entry` may also name the series as recorded, ``"STAGE:metric"`` (the CSV header), with no stage.
         Epochs of a recorded run merged by :meth:`log` come first. Returns None on ranks > 0.
 
         Raises:
             ValueError: `epoch` is 0 or beyond the epochs recorded.
-            KeyError: nothing was recorded per epoch under ``"{stage}:{entry}"``.
+            KeyError: nothing was recorded per epoch under that name; the message lists what was, as
+                ``read('loss', 'TRAIN')`` calls.
+
+        Example:
+            >>> board.read("loss", "TRAIN") == board.read("TRAIN:loss")  # doctest: +SKIP
+            True
         """
         if not self._active:
             return None
+        check_str("entry", entry, "loss")
+        if stage is not None:
+            check_str("stage", stage, "TRAIN")
         epoch = check_int("epoch", epoch, None)
         if epoch == 0:
             raise ValueError("'epoch' is 1-based (-1 for the latest); got 0")
-        key = f"{stage}:{entry}"
-        rec = self._series.get(key)
-        values = rec.epoch_curve()[1] if rec else []
-        if not values:
-            raise KeyError(f"no epoch average recorded for {key!r}; recorded: {sorted(self._series)}")
-        if epoch > len(values) or epoch < -len(values):
-            raise ValueError(f"'epoch' {epoch} is out of range: {key!r} has {len(values)} epochs")
-        return values[epoch - 1] if epoch > 0 else values[epoch]
+        return self._history.epoch_average(entry, stage, epoch)
 
     def record(self, entry: str, stage: str, value: Sequence[float] | float) -> None:
         """Store a per-epoch series computed elsewhere under ``"{stage}:{entry}"`` (logged and readable).
@@ -268,8 +265,6 @@ class DashBoard:
         if not self._active:
             return
         self._history.store(stage, entry, value)
-
-    # ------------------------------------------------------------------ iteration
 
     def track(
         self, iterable: Iterable[T], stage: str, epoch: int, mpe: int | None = None, *, interval: int = 1
@@ -286,32 +281,35 @@ class DashBoard:
             iterable: the data, e.g. a Tank or a DataLoader.
             stage: a label such as ``'TRAIN'``.
             epoch: the 0-based epoch.
-            mpe: miles per epoch; defaults to ``len(iterable)``.
+            mpe: miles per epoch; by default the iterable's ``MPE`` (a Tank's batches per epoch), else
+                its ``len()``, else unknown: no total and no ETA, and the epoch ends with the iterable.
             interval: redraw at most every `interval` miles.
 
         Raises:
-            TypeError: `mpe` is omitted and `iterable` has no length, or an argument has a wrong type.
+            TypeError: an argument has a wrong type.
             ValueError: `mpe` < 1 (e.g. an empty iterable), `epoch` < 0 or `interval` < 1.
         """
         check_str("stage", stage, "TRAIN")
         epoch = check_int("epoch", epoch, 0)
         interval = check_int("interval", interval, 1)
         if mpe is None:
-            try:
-                mpe = len(iterable)  # type: ignore[arg-type]
-            except TypeError:
-                raise TypeError(f"'mpe' is required: a {type(iterable).__name__} has no len()") from None
-        mpe = check_int("mpe", mpe, 1)
+            mpe = steps_of(iterable)
+        if mpe is not None:
+            mpe = check_int("mpe", mpe, 1)
         if not self._active:
             return iter(iterable)
-        return tracked(self._steps, self.gauge, iterable, Step(stage, epoch, mpe, interval))
-
-    # ------------------------------------------------------------------ output
+        if mpe is not None:
+            return tracked(self._steps, self.gauge, iterable, Step(stage, epoch, mpe, interval))
+        done = [rec.xs[-1] for rec in self._plans.get(stage, {}).values() if rec.recorded and rec.xs]
+        step = Step(stage, epoch, UNSIZED, interval, base=max(done, default=0))
+        return tracked(self._steps, self.gauge, iterable, step)
 
     def close(self) -> None:
-        """Move the cursor below a board drawn in place; drawing resumes below at the next gauge."""
+        """Move the cursor below a board drawn in place (drawing resumes below at the next gauge) and close
+        the sinks that can be closed, which sends what they hold."""
         if self._active:
             self._screen.settle()
+            close_sinks(self._sinks)
 
     def __enter__(self) -> DashBoard:
         return self
@@ -341,17 +339,19 @@ class DashBoard:
         screen = self._screen
         stream = screen.stream()
         tty = screen.is_tty(stream)
-        if not tty and not wipe and self.refresh is None and now - self._last_draw < _PLAIN_REFRESH:
+        live = tty or screen.notebook is not None
+        if not live and not wipe and self.refresh is None and now - self._last_draw < _PLAIN_REFRESH:
             return
         self._last_draw = now
-        step = self._steps.current
-        rate = None
-        if step is not None and step.stage == stage and now > step.t_start:
-            rate = m / (now - step.t_start)
-        line = progress_line(e, m, mpe, duration, rate, stage, fragments(plan, entry), tty)
+        rate = self._clock.rate(stage, m, now, self._steps.current)
+        total = None if mpe == UNSIZED else mpe
+        left = None
+        if rate is not None and total is not None:
+            left = self._clock.run_left(stage, e, m, total, rate, list(self._plans))
+        line = progress_line(e, m, total, duration, rate, stage, fragments(plan, entry), tty, left)
         if wipe:
             screen.wipe(stream, line)
-        elif not tty:
+        elif not live:
             screen.lines(stream, line + "\n")
         else:
             rec = pick_curve(plan, list(entry), m, in_loop, interval * max(1, last_for)) if plot else None
@@ -371,6 +371,7 @@ class DashBoard:
         stage: str,
         e: int,
         mpe: int,
+        miles: int,
         now: float,
     ) -> None:
         averages: dict[str, float] = {}
@@ -381,17 +382,23 @@ class DashBoard:
                     averages[name] = mean
             elif rec.mode == "inviz" and name in entry:
                 call_inviz(rec.fmt, name, stage, e, -1, mpe, rec.last)
-        secs = now - self._t_epoch
-        self._t_epoch = now
+        secs = self._clock.epoch_done(stage, now)
         shown = dict.fromkeys([*entry, *averages])
         rate = mpe / secs if self._steps.current is not None and secs > 0 else None
-        body = summary_line(e, mpe, secs, rate, stage, fragments(plan, shown, averages))
+        body = summary_line(e, miles, secs, rate, stage, fragments(plan, shown, averages))
         screen = self._screen
         stream = screen.stream()
         if screen.is_tty(stream):
             body = clip(body, screen.width(stream, len(entry)))
         rule = "+" + "-" * (visible_len(body) - 2) + "+"
         screen.lines(stream, f"{rule}\n{body}\n{rule}\n")
+        flush_sinks(self._sinks)
+
+    def _end_unsized(self, step: Step, miles: int) -> None:
+        """End the epoch of a track() loop over an iterable of unknown length, after its last item."""
+        plan = self._plans.get(step.stage)
+        if plan is not None:
+            self._epoch_end(plan, {}, step.stage, step.epoch + 1, miles, step.base + miles, perf_counter())
 
     def write(self, text: object) -> None:
         """Print `text` above the board without garbling it; the board is drawn again below it.
@@ -419,24 +426,6 @@ class DashBoard:
         with self._screen.redirect():
             yield self
 
-    # ------------------------------------------------------------------ files
-
-    def _merge(self, record: str | os.PathLike[str]) -> list[str]:
-        """Prepend the series of a recorded run; return what was wrong with the files that were skipped.
-
-        Raises:
-            FileNotFoundError, ValueError: `record` names nothing usable (see :meth:`log`).
-        """
-        from ._logfiles import read_record
-
-        found, problems = read_record(record)
-        if not found:
-            raise ValueError(
-                f"'record': nothing in {os.fspath(record)} can be continued from: " + "; ".join(problems)
-            )
-        self._history.merge(found)
-        return problems
-
     def log(
         self,
         gauge: bool = True,
@@ -445,19 +434,19 @@ class DashBoard:
         *,
         subdir: str = "",
         history: str | os.PathLike[str] | None = None,
-    ) -> None:
-        """Write the whole history into `log_path` (or ``log_path/subdir``), rewriting earlier files.
+    ) -> list[str]:
+        """Write the whole history into `log_path` (or ``log_path/subdir``), replacing the files of the last call.
 
-        Every file is replaced atomically (a crash leaves the previous file or the new one), CSVs before
-        PNGs. This run's files are written first, whatever `record` holds; only then is a bad record
+        File names are stable, so each call replaces the same files; every file is replaced atomically
+        (a crash leaves the previous file or the new one), CSVs before PNGs. This run's files are written first, whatever `record` holds; only then is a bad record
         reported.
 
         Args:
             gauge: draw PNG curves: per metric and stage the smoothed per-mile series
-                (``{metric}_{stage}_{last:.3g}_mile_{last_mile}.png``, without ``_{last}`` when the last value
-                is nan or inf) and, once an epoch has ended, per metric the epoch averages of all stages
-                (``{metric}_epoch_{max_epoch}.png``). Values nan, inf or beyond 1e300 leave gaps, counted in
-                the title.
+                (``{metric}_{stage}.png``, the last value and mile in the title) and, once an epoch has
+                ended, per metric the epoch averages of all stages (``{metric}_epoch.png``, each stage's
+                last average in the title). Values nan, inf or beyond 1e300 leave gaps, counted in the
+                title.
             tachograph: write CSVs ``{metric}_{stage}_mile.csv`` (``mile,STAGE:METRIC``) and
                 ``{metric}_{stage}_epoch.csv`` (``epoch,STAGE:METRIC``); nan and inf are written as such.
             record: a tachograph CSV of an earlier run, or a directory of them (alias ``history``):
@@ -466,6 +455,9 @@ class DashBoard:
                 malformed row, a second copy of a series) is skipped with an :class:`AerologWarning`
                 naming the file, the row and what is wrong; values nan and inf are legitimate.
             subdir: a subdirectory of `log_path` to write into.
+
+        Returns:
+            The paths written (``log_path/subdir/name``), CSVs first; an empty list on ranks > 0.
 
         Raises:
             TypeError: both `record` and `history` are given.
@@ -478,22 +470,25 @@ class DashBoard:
         """
         record = one_of("record", record, "", "history", history)
         if not self._active:
-            return
+            return []
         # This run's files are written whatever `record` holds, and only then is a bad record reported:
         # a training script must not lose its logs to a stray file in an old folder.
         problems: list[str] = []
         error: Exception | None = None
         if record:
             try:
-                problems = self._merge(record)
+                problems = self._history.merge_record(record)
             except (FileNotFoundError, ValueError) as exc:
                 error = exc
         from ._logfiles import write_logs
 
-        write_logs(list(self._series.values()), os.path.join(self.log_path, subdir), gauge, tachograph)
+        written = write_logs(
+            list(self._series.values()), os.path.join(self.log_path, subdir), gauge, tachograph
+        )
         for problem in problems:
             if problem not in self._reported:
                 self._reported.add(problem)
                 warnings.warn(f"'record': skipped {problem}", AerologWarning, stacklevel=2)
         if error is not None:
             raise error
+        return written

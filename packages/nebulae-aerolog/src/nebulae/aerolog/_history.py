@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from ._format import DEFAULT_FORMAT, RECORDED, Format
 from ._lines import WAIT
@@ -60,8 +60,42 @@ class History:
         rec.epoch_vals = numbers
         rec.epoch_xs = list(range(1, len(values) + 1))
 
-    def merge(self, found: Iterable[tuple[str, str, Any, Any]]) -> None:
-        """Put the series of a recorded run (``(unit, key, xs, ys)``) before this run's, once per key."""
+    def epoch_average(self, entry: str, stage: str | None, epoch: int) -> float:
+        """The average of a 1-based `epoch` (negative: counted from the end) of ``stage:entry``, or of
+        `entry` written ``"STAGE:metric"`` when `stage` is None.
+
+        Raises:
+            KeyError: no epoch average under that name; the message lists the names that have one.
+            ValueError: `epoch` is beyond the epochs recorded.
+        """
+        key = entry if stage is None else f"{stage}:{entry}"
+        rec = self.series.get(key)
+        values = rec.epoch_curve()[1] if rec else []
+        if not values:
+            known = [r for r in self.series.values() if r.epoch_curve()[1]]
+            names = ", ".join(f"read({r.name!r}, {r.stage!r})" for r in known) or "none yet"
+            hint = (
+                "" if stage is not None or ":" in entry else "; pass the stage too, or write 'STAGE:metric'"
+            )
+            raise KeyError(f"no epoch average recorded for {key!r}{hint}; recorded: {names}")
+        if epoch > len(values) or epoch < -len(values):
+            raise ValueError(f"'epoch' {epoch} is out of range: {key!r} has {len(values)} epochs")
+        return values[epoch - 1] if epoch > 0 else values[epoch]
+
+    def merge_record(self, record: str | os.PathLike[str]) -> list[str]:
+        """Put the series of a recorded run before this run's, once per key; return what was wrong with the
+        files that were skipped.
+
+        Raises:
+            FileNotFoundError, ValueError: `record` names nothing usable (see ``DashBoard.log()``).
+        """
+        from ._logfiles import read_record
+
+        found, problems = read_record(record)
+        if not found:
+            raise ValueError(
+                f"'record': nothing in {os.fspath(record)} can be continued from: " + "; ".join(problems)
+            )
         for unit, key, xs, ys in found:
             if (unit, key) in self.merged:
                 continue
@@ -74,3 +108,4 @@ class History:
                 rec.prior_mile = (xs, ys)
             else:
                 rec.prior_epoch = (xs, ys)
+        return problems

@@ -8,7 +8,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._atomic import atomic_write, remove_dead_temps
 
@@ -130,35 +130,46 @@ def read_record(
     return out, problems
 
 
-def write_logs(series: Sequence[Series], folder: str, gauge: bool, tachograph: bool) -> None:
+def write_logs(series: Sequence[Series], folder: str, gauge: bool, tachograph: bool) -> list[str]:
     """Write the tachograph CSVs and/or the PNG curves of every recorded series into `folder`.
 
-    Every CSV is written before the first PNG: a plot that fails leaves the numbers on disk.
+    Names are stable (``loss_TRAIN.png``, ``loss_epoch.png``; the values go in the titles), so every call
+    replaces the files of the last one. Every CSV is written before the first PNG: a plot that fails
+    leaves the numbers on disk.
+
+    Returns:
+        The paths written, in the order written.
     """
     dst = Path(folder)
     dst.mkdir(parents=True, exist_ok=True)
     remove_dead_temps(dst)
+    written: list[str] = []
+
+    def target(name: str) -> Path:
+        written.append(os.path.join(folder, name))
+        return dst / name
+
     curves = [(rec, rec.mile_curve(), rec.epoch_curve()) for rec in series]
     if tachograph:
         for rec, (mx, my), (ex, ey) in curves:
             metric, stage = safe_name(rec.name), safe_name(rec.stage)
             if my:
-                write_curve_csv(dst / f"{metric}_{stage}_mile.csv", "mile", rec.key, mx, my)
+                write_curve_csv(target(f"{metric}_{stage}_mile.csv"), "mile", rec.key, mx, my)
             if ey:
-                write_curve_csv(dst / f"{metric}_{stage}_epoch.csv", "epoch", rec.key, ex, ey)
+                write_curve_csv(target(f"{metric}_{stage}_epoch.csv"), "epoch", rec.key, ex, ey)
     if not gauge:
-        return
+        return written
     from ._plot import plot_epochs, plot_miles
 
     epochs: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    formats: dict[str, tuple[Any, str]] = {}  # a metric's format, taken from its first stage
     for rec, (mx, my), (ex, ey) in curves:
         if ey:
             epochs.setdefault(rec.name, {})[rec.stage] = (ex, ey)
+            formats.setdefault(rec.name, (rec.fmt, rec.mode))
         if my:
-            # a diverged last value stays out of the file name (no 'nan' or 'inf' there); the title shows it
-            last = f"_{my[-1]:.3g}" if math.isfinite(my[-1]) else ""
-            name = f"{safe_name(rec.name)}_{safe_name(rec.stage)}{last}_mile_{mx[-1]:g}.png"
-            plot_miles(dst / name, rec.key, mx, my, rec.fmt, rec.mode)
+            name = f"{safe_name(rec.name)}_{safe_name(rec.stage)}.png"
+            plot_miles(target(name), rec.key, mx, my, rec.fmt, rec.mode)
     for metric, by_stage in epochs.items():
-        last_epoch = max(x for xs, _ in by_stage.values() for x in xs)
-        plot_epochs(dst / f"{safe_name(metric)}_epoch_{last_epoch:g}.png", metric, by_stage)
+        plot_epochs(target(f"{safe_name(metric)}_epoch.png"), metric, by_stage, *formats[metric])
+    return written

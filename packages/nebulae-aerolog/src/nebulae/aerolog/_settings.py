@@ -4,25 +4,37 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from ._format import Format, parse_format
+from ._sinks import Sink, check_sinks
 from ._validate import check_int, check_seconds
 
 __all__ = ["DEFAULTS", "Settings", "one_of", "resolve_settings"]
 
 DEFAULTS: dict[str, Any] = dict(
-    log_path="./aerolog", window=1, divisor=10, span=30, format=None, refresh=None
+    log_path="./aerolog", window=1, divisor=10, span=30, format=None, refresh=None, epochs=None, sinks=None
 )
 
 
-class Settings(NamedTuple):
-    log_path: str
-    window: int
-    divisor: int
-    span: int
-    formats: dict[str, Format]
-    refresh: float | None
+class Settings:
+    """DashBoard's checked settings (a plain class: a NamedTuple costs more to import than it is worth)."""
+
+    __slots__ = ("divisor", "epochs", "formats", "log_path", "refresh", "sinks", "span", "window")
+
+    def __init__(
+        self,
+        log_path: str,
+        window: int,
+        divisor: int,
+        span: int,
+        formats: dict[str, Format],
+        refresh: float | None,
+        epochs: int | None,
+        sinks: list[Sink],
+    ) -> None:
+        self.log_path, self.window, self.divisor, self.span = log_path, window, divisor, span
+        self.formats, self.refresh, self.epochs, self.sinks = formats, refresh, epochs, sinks
 
 
 def one_of(name: str, value: Any, default: Any, alias: str, alias_value: Any) -> Any:
@@ -62,4 +74,6 @@ def resolve_settings(given: Mapping[str, Any], config: Mapping[str, Any] | None)
         check_int("span", settings["span"], 10),
         parse_format(settings["format"]),
         check_seconds("refresh", settings["refresh"]),
+        None if settings["epochs"] is None else check_int("epochs", settings["epochs"], 1),
+        check_sinks(settings["sinks"]),
     )

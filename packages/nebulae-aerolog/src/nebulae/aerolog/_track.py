@@ -6,19 +6,35 @@ from collections.abc import Callable, Iterable, Iterator
 from time import perf_counter
 from typing import Any, TypeVar
 
-__all__ = ["AUTO", "Step", "StepSlot", "tracked"]
+__all__ = ["AUTO", "UNSIZED", "Step", "StepSlot", "steps_of", "tracked"]
 
 T = TypeVar("T")
 
 AUTO: dict[str, Any] = {}  # the entry of the gauge call made for a step whose body did not gauge
 _BUDGET = 100e-6  # seconds of loop work between two timed steps when steps are tiny
 _MAX_STRIDE = 1024
+# the miles per epoch of an iterable of unknown length: so large that no mile ends the epoch, which
+# ends when the iterable is exhausted
+UNSIZED = 1 << 62
+
+
+def steps_of(iterable: object) -> int | None:
+    """The steps one pass over `iterable` takes: its ``MPE`` (a Tank's batches per epoch, not its samples),
+    else its ``len()``, else None (unknown)."""
+    mpe = getattr(iterable, "MPE", None)
+    if mpe is not None:
+        return mpe
+    try:
+        return len(iterable)  # type: ignore[arg-type]
+    except TypeError:
+        return None
 
 
 class Step:
     """What track() knows about the current step; gauge() reads it to fill in omitted arguments."""
 
     __slots__ = (
+        "base",
         "epoch",
         "gauged",
         "interval",
@@ -32,8 +48,9 @@ class Step:
         "wait",
     )
 
-    def __init__(self, stage: str, epoch: int, mpe: int, interval: int) -> None:
+    def __init__(self, stage: str, epoch: int, mpe: int, interval: int, base: int = -1) -> None:
         self.stage, self.epoch, self.mpe, self.interval = stage, epoch, mpe, interval
+        self.base = base  # miles of the stage before this epoch when `mpe` is UNSIZED, else -1
         self.mile = -1
         self.t0 = self.t_start = perf_counter()
         self.wait = 0.0
@@ -49,11 +66,12 @@ class StepSlot:
     moves the cursor below a board drawn in place.
     """
 
-    __slots__ = ("_settle", "current")
+    __slots__ = ("_settle", "current", "finish")
 
-    def __init__(self, settle: Callable[[], None]) -> None:
+    def __init__(self, settle: Callable[[], None], finish: Callable[[Step, int], None]) -> None:
         self.current: Step | None = None
         self._settle = settle
+        self.finish = finish  # ends the epoch of an UNSIZED step after that many miles
 
     def enter(self, step: Step) -> Step | None:
         outer, self.current = self.current, step
@@ -86,6 +104,8 @@ def tracked(
             try:
                 item = nxt()
             except StopIteration:
+                if step.mpe == UNSIZED and mile:
+                    slot.finish(step, mile)
                 return
             step.wait = pc() - t0
             step.t0, step.mile, step.timed, step.gauged = t0, mile, True, False

@@ -6,7 +6,15 @@ import operator
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["check_callable", "check_int", "check_mapping", "check_seconds", "check_str", "kind"]
+__all__ = [
+    "check_callable",
+    "check_counters",
+    "check_int",
+    "check_mapping",
+    "check_seconds",
+    "check_str",
+    "kind",
+]
 
 
 def kind(value: object) -> str:
@@ -80,3 +88,27 @@ def check_callable(name: str, value: object, what: str) -> Any:
     if not callable(value):
         raise TypeError(f"{name} must be a callable {what} (got {value!r})")
     return value
+
+
+def check_counters(
+    entry: object, mile: object, epoch: object, mpe: object, stage: object, interval: object
+) -> tuple[dict[str, Any], int, int, int, str, int]:
+    """The slow path of gauge()'s argument check: convert what can be, raise a clear error otherwise.
+
+    Raises:
+        TypeError: a counter or the stage is missing (only track() fills them in) or has a wrong type.
+        ValueError: a counter is out of range.
+    """
+    missing = [n for n, v in (("mile", mile), ("epoch", epoch), ("mpe", mpe), ("stage", stage)) if v is None]
+    if missing:
+        raise TypeError(
+            f"gauge() missing {', '.join(map(repr, missing))}; only inside DashBoard.track() may they be omitted"
+        )
+    return (
+        dict(check_mapping("'entry'", entry, "{metric: number}")),
+        check_int("mile", mile, 0),
+        check_int("epoch", epoch, 0),
+        check_int("mpe", mpe, 1),
+        check_str("stage", stage, "TRAIN"),
+        check_int("interval", interval, 1),
+    )
