@@ -126,11 +126,12 @@ def launch(mv: Any, args: Any, packed: dict[str, str]) -> None:
 
     if rank0:
         correct, total = evaluate(ema, dev)
-        board.log(gauge=True, tachograph=True, record=history)
+        written = board.log(gauge=True, tachograph=True, record=history)
         say(f"trained {args.epochs} epoch(s) in {seconds:.1f}s on {engine.device} x{nworld}")
         say(f"curves and CSVs: {log_dir}")
-        for png in sorted(log_dir.glob("*epoch_*.png")):
-            say(f"  {png}")
+        for path in written:
+            if path.endswith("_epoch.png"):
+                say(f"  {path}")
         say(f"checkpoints: {sorted(p.name for p in ckpt_dir.glob('*.pth'))}")
         say(f"accuracy: {100.0 * correct / total:.1f}% on {total} held-out images")
     train.close()

@@ -27,7 +27,7 @@ def main(module_name: str) -> None:
         with open(os.path.join(tmp, "loss_TRAIN_epoch.csv")) as fh:
             assert fh.read().splitlines() == ["epoch,TRAIN:loss", "1,1.0", "2,2.0"]
         pngs = [name for name in os.listdir(tmp) if name.endswith(".png")]
-        assert "loss_epoch_2.png" in pngs and len(pngs) == 6, pngs  # loss, acc, data_wait
+        assert "loss_epoch.png" in pngs and len(pngs) == 6, pngs  # loss, acc, data_wait
         again = aerolog.DashBoard(os.path.join(tmp, "next"))
         again.log(gauge=False, record=tmp)
         assert again.read("acc", "TRAIN") == 0.5

@@ -100,7 +100,7 @@ def test_a_pty_of_zero_columns_gets_the_80_column_board(tmp_path: Path, loop_scr
     assert code == 0, text
     lines = visible_lines(text)
     assert any(x.startswith("| 1st Epoch ✇ 10 Miles ⧲ ") and x.endswith("| λ ➠ 0.5000 |") for x in lines)
-    assert any(x.startswith("| 2nd Epoch ✇ 5 Miles ⊰⟦") for x in lines)
+    assert any(x.startswith("| 2nd Epoch ✇ 5/10 Miles ⊰⟦") for x in lines)
     assert "TRAIN:loss ^" in text
     assert max(len(x) for x in lines) <= 79
 
@@ -172,7 +172,7 @@ def test_a_console_without_the_symbols_gets_ascii_ones_and_question_marks(tmp_pa
     lines = raw.getvalue().decode(encoding).splitlines()
     assert (
         lines[0]
-        == "| 1st Epoch * 1 Miles <[--------------------]> @ 0.010s/mile | TRAIN | loss = 0.5000 | ? = 0.2500 |"
+        == "| 1st Epoch * 1/3 Miles <[--------------------]> @ 0.010s/mile | TRAIN | loss = 0.5000 | ? = 0.2500 |"
     )
     assert lines[2].startswith("| 1st Epoch * 3 Miles @ ") and lines[2].endswith(
         "| loss = 0.5000 | ? = 0.2500 |"
@@ -185,7 +185,7 @@ def test_a_utf8_console_keeps_the_symbols(tmp_path) -> None:
     with console("utf-8") as raw:
         DashBoard(tmp_path).gauge({"λ": 0.25}, 0, 0, 2, "TRAIN")
     text = raw.getvalue().decode("utf-8")
-    assert text.startswith("| 1st Epoch ✇ 1 Miles ⊰⟦") and "| λ ➠ 0.2500 |" in text
+    assert text.startswith("| 1st Epoch ✇ 1/2 Miles ⊰⟦") and "| λ ➠ 0.2500 |" in text
 
 
 class LyingStream(io.StringIO):
@@ -202,7 +202,7 @@ def test_a_stream_that_refuses_text_in_its_own_encoding_gets_ascii(tmp_path, mon
     stream = LyingStream()
     monkeypatch.setattr(sys, "stdout", stream)
     DashBoard(tmp_path).gauge({"loss": 1.0}, 0, 0, 2, "TRAIN")
-    assert stream.getvalue().startswith("| 1st Epoch ? 1 Miles ??-----")
+    assert stream.getvalue().startswith("| 1st Epoch ? 1/2 Miles ??-----")
 
 
 @pytest.mark.parametrize("encoding", ["ascii", "cp1252"])
@@ -213,7 +213,7 @@ def test_a_child_with_pythonioencoding_trains_to_the_end_on_a_pipe(tmp_path, loo
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode(encoding, "replace")
     lines = result.stdout.decode(encoding).splitlines()
-    assert lines[0].startswith("| 1st Epoch * 1 Miles <[--------------------]> @ 0.010s/mile | TRAIN |")
+    assert lines[0].startswith("| 1st Epoch * 1/10 Miles <[--------------------]> @ 0.010s/mile | TRAIN |")
     assert "saved ? checkpoint" in lines
     assert lines[-3:] == [lines[-3], "done ?", "DONE"] and lines[-3].startswith("+---")
     assert (tmp_path / "logs").is_dir()
@@ -227,7 +227,7 @@ def test_a_child_with_pythonioencoding_trains_to_the_end_on_a_pty(tmp_path, loop
     assert code == 0, text
     lines = visible_lines(text)
     assert any(x.startswith("| 2nd Epoch * 20 Miles @ ") and x.endswith("| ? = 0.5000 |") for x in lines)
-    assert any(x.startswith("| 2nd Epoch * 5 Miles <[") for x in lines)
+    assert any(x.startswith("| 2nd Epoch * 5/10 Miles <[") for x in lines)
     assert "TRAIN:loss ^" in text and lines[-1] == "DONE"
     assert not any(x in text for x in ("✇", "⟦", "➠", "Traceback"))
 

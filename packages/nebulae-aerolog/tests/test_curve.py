@@ -75,16 +75,18 @@ def test_non_finite_values_leave_a_gap() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"curve": []}, "'curve' must hold at least one value"),
-        ({"curve": [1], "divisor": 0}, "'divisor' must be an int >= 1"),
-        ({"curve": [1], "span": 9}, "'span' must be an int >= 10"),
-        ({"curve": ["a"]}, "'curve' must hold numbers"),
+        ({"curve": []}, ValueError, "'curve' must hold at least one value"),
+        ({"curve": [1], "divisor": 0}, ValueError, "'divisor' must be an int >= 1"),
+        ({"curve": [1], "span": 9}, ValueError, "'span' must be an int >= 10"),
+        ({"curve": ["a"]}, TypeError, "'curve' must hold numbers"),
+        ({"curve": [1], "divisor": 2.0}, TypeError, r"'divisor' must be an int >= 1 \(got float 2.0\)"),
+        ({"curve": [1], "span": "30"}, TypeError, "'span' must be an int >= 10"),
     ],
 )
-def test_bad_arguments_are_named(kwargs: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_bad_arguments_are_named(kwargs: dict, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
         curve2str(**kwargs)
 
 

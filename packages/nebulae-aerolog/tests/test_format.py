@@ -30,16 +30,23 @@ def test_unlisted_metrics_default_to_four_decimals_raw() -> None:
 
 
 @pytest.mark.parametrize(
-    ("format", "message"),
+    ("format", "error", "message"),
     [
-        ({"loss": (".3f", "fancy")}, r"format\['loss'\]: mode must be one of raw, percent, tailor, inviz"),
-        ({"loss": ".3f"}, r"format\['loss'\] must be a \(fmt, mode\) pair"),
-        ({"loss": ("%q", "raw")}, r"format\['loss'\]: '%q' is not a valid %-spec"),
-        ({"loss": (3, "percent")}, r"format\['loss'\]: a percent fmt must be a %-spec"),
-        ({"img": (".3f", "inviz")}, r"format\['img'\]: a inviz fmt must be a callable"),
-        ([("loss", ".3f")], r"'format' must be a dict"),
+        (
+            {"loss": (".3f", "fancy")},
+            ValueError,
+            r"format\['loss'\]: mode must be one of raw, percent, tailor, inviz",
+        ),
+        ({"loss": ".3f"}, TypeError, r"format\['loss'\] must be a \(fmt, mode\) pair"),
+        ({"loss": (".3f", "raw", 1)}, ValueError, r"format\['loss'\] must be a \(fmt, mode\) pair"),
+        ({"loss": ("%q", "raw")}, ValueError, r"format\['loss'\]: '%q' is not a valid %-spec"),
+        ({"loss": (3, "percent")}, TypeError, r"format\['loss'\]: a percent fmt must be a %-spec"),
+        ({"img": (".3f", "inviz")}, TypeError, r"format\['img'\]: a inviz fmt must be a callable"),
+        ([("loss", ".3f")], TypeError, r"'format' must be a dict"),
     ],
 )
-def test_bad_formats_are_rejected_at_construction(tmp_path, format: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_bad_formats_are_rejected_at_construction(
+    tmp_path, format: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
         DashBoard(tmp_path, format=format)

@@ -127,7 +127,7 @@ def test_recorded_nan_and_inf_values_are_continued_and_kept_out_of_png_names(tmp
     board = DashBoard(tmp_path / "new")
     board.log(record=tmp_path / "old.csv")
     assert rows(tmp_path / "new" / "loss_TRAIN_mile.csv") == ["mile,TRAIN:loss", "1,0.5", "2,inf", "3,nan"]
-    assert sorted(os.listdir(tmp_path / "new")) == ["loss_TRAIN_mile.csv", "loss_TRAIN_mile_3.png"]
+    assert sorted(os.listdir(tmp_path / "new")) == ["loss_TRAIN.png", "loss_TRAIN_mile.csv"]
 
 
 def test_missing_or_empty_records_are_reported_after_this_run_is_written(tmp_path, capsys) -> None:
@@ -164,14 +164,71 @@ def test_png_curves_are_real_non_blank_images(tmp_path, capsys) -> None:
     board.log(tachograph=False, subdir="plots")
     files = sorted(os.listdir(tmp_path / "plots"))
     assert files == [
-        "acc-top1_TRAIN_0.5_mile_10.png",
-        "acc-top1_epoch_2.png",
-        "loss_DEV_-1_mile_5.png",
-        "loss_TRAIN_9_mile_10.png",
-        "loss_epoch_2.png",
+        "acc-top1_TRAIN.png",
+        "acc-top1_epoch.png",
+        "loss_DEV.png",
+        "loss_TRAIN.png",
+        "loss_epoch.png",
     ]
     for name in files:
         with Image.open(tmp_path / "plots" / name) as img:
             assert img.format == "PNG" and img.size == (800, 450)
             extrema = img.convert("L").getextrema()
             assert extrema[0] < 100 and extrema[1] > 200  # dark strokes on a light background
+
+
+def test_log_replaces_the_same_files_each_call_and_returns_their_paths(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    board = DashBoard("logs")
+    train(board, 1, 3)
+    first = board.log()
+    assert first == [
+        os.path.join("logs", name)
+        for name in [
+            "loss_TRAIN_mile.csv",
+            "loss_TRAIN_epoch.csv",
+            "acc-top1_TRAIN_mile.csv",
+            "acc-top1_TRAIN_epoch.csv",
+            "loss_TRAIN.png",
+            "acc-top1_TRAIN.png",
+            "loss_epoch.png",
+            "acc-top1_epoch.png",
+        ]
+    ]
+    before = {p: os.stat(p).st_ino for p in first}
+    train(board, 2, 3, start=10.0)
+    second = board.log(subdir="")
+    assert second == first and sorted(os.listdir("logs")) == sorted(os.path.basename(p) for p in first)
+    assert all(os.stat(p).st_ino != before[p] for p in first)  # each replaced by a new file, atomically
+    assert board.log(gauge=False, subdir="csv") == [
+        os.path.join("logs", "csv", os.path.basename(p)) for p in first[:4]
+    ]
+
+
+def test_png_titles_carry_the_values_the_names_no_longer_hold(tmp_path, monkeypatch, capsys) -> None:
+    import matplotlib.figure
+
+    titles = []
+    real = matplotlib.figure.Figure.savefig
+
+    def spy(fig, *args, **kwargs):
+        titles.append(fig.axes[0].get_title())
+        return real(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    board = DashBoard(tmp_path, format={"acc/top1": (".1f", "percent")})
+    train(board, 2, 3)
+    board.log(tachograph=False)
+    assert titles == [
+        "TRAIN:loss: 5.0000 at mile 6",
+        "TRAIN:acc/top1: 50.0% at mile 6",
+        "loss: TRAIN 4.0000 (epoch 2)",
+        "acc/top1: TRAIN 50.0% (epoch 2)",
+    ]
+
+
+def test_other_ranks_write_nothing_and_get_an_empty_list(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("RANK", "2")
+    board = DashBoard(tmp_path / "logs")
+    train(board, 1, 2)
+    assert board.log() == [] and not (tmp_path / "logs").exists()

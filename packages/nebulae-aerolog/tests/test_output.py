@@ -45,7 +45,7 @@ def test_plain_output_has_no_ansi_codes_one_line_then_every_summary(tmp_path, ca
     lines = out.splitlines()
     progress = [x for x in lines if "Miles ⊰⟦" in x]
     assert progress == [
-        "| 1st Epoch ✇ 1 Miles ⊰⟦--------------------⟧⊱ ⧲ 0.250s/mile | TRAIN | loss ➠ 1.0000 |"
+        "| 1st Epoch ✇ 1/50 Miles ⊰⟦--------------------⟧⊱ ⧲ 0.250s/mile | TRAIN | loss ➠ 1.0000 |"
     ]
     summaries = [x for x in lines if "s/epoch" in x]
     assert len(summaries) == 2
@@ -60,9 +60,9 @@ def test_refresh_zero_prints_every_interval(tmp_path, capsys) -> None:
         board.gauge({"loss": 1.0}, m, 0, 10, "TRAIN", interval=3)
     progress = [x for x in capsys.readouterr().out.splitlines() if "Miles ⊰⟦" in x]
     assert [x.split(" Miles")[0] for x in progress] == [
-        "| 1st Epoch ✇ 3",
-        "| 1st Epoch ✇ 6",
-        "| 1st Epoch ✇ 9",
+        "| 1st Epoch ✇ 3/10",
+        "| 1st Epoch ✇ 6/10",
+        "| 1st Epoch ✇ 9/10",
     ]
     assert "⊰⟦##########----------⟧⊱" in progress[1]  # int(5 / 10 * 20 + 0.4) cells
 
@@ -116,7 +116,7 @@ def test_write_prints_above_a_terminal_board_and_draws_it_again(tmp_path) -> Non
         before = screen.getvalue()
         board.write("checkpoint saved")
     added = screen.getvalue()[len(before) :]
-    assert added.startswith("\x1b[Jcheckpoint saved\n| 1st Epoch ✇ 1 Miles")
+    assert added.startswith("\x1b[Jcheckpoint saved\n| 1st Epoch ✇ 1/10 Miles")
     assert added.endswith("\x1b[1A\r")
 
 

@@ -72,7 +72,7 @@ def test_a_terminal_shows_bar_curve_and_summaries_without_stray_codes(
             timeout=10,
         ).stdout
 
-    subprocess.run([*tmux, "-u", "new-session", "-d", "-s", "board", "-x", "120", "-y", "40", command],
+    subprocess.run([*tmux, "-u", "new-session", "-d", "-s", "board", "-x", "150", "-y", "40", command],
                    env=env, check=True, timeout=10)  # fmt: skip
     try:
         wait_for(lambda: pause.exists() and pause.read_text() == "paused")
@@ -87,7 +87,7 @@ def test_a_terminal_shows_bar_curve_and_summaries_without_stray_codes(
     assert "| 1st Epoch ✇ 20 Miles ⧲ " in middle
     assert middle.splitlines()[0] == "checkpoint saved at mile 6"  # printed above the board, not over it
     assert "TRAIN:loss ^" in middle
-    assert "| 2nd Epoch ✇ 11 Miles ⊰⟦" in middle and "| TRAIN | loss ➠ 0.0323 | acc ➠ 0.5000 |" in middle
+    assert "| 2nd Epoch ✇ 11/20 Miles ⊰⟦" in middle and "| TRAIN | loss ➠ 0.0323 | acc ➠ 0.5000 |" in middle
     curve = middle[middle.index("TRAIN:loss ^") :].splitlines()
     assert re.match(r" +\d+\.\d{3} \|[_/\\| ]+$", curve[1])
     assert curve[6].startswith("           +----+")
@@ -108,7 +108,7 @@ def test_piped_output_is_plain_lines(tmp_path: Path, loop_script: Path) -> None:
     out = result.stdout
     assert not ESCAPES.search(out) and "\r" not in out
     lines = out.splitlines()
-    assert lines[0].startswith("| 1st Epoch ✇ 1 Miles ⊰⟦--------------------⟧⊱ ⧲ 0.010s/mile | TRAIN |")
+    assert lines[0].startswith("| 1st Epoch ✇ 1/20 Miles ⊰⟦--------------------⟧⊱ ⧲ 0.010s/mile | TRAIN |")
     assert [x for x in lines if "Miles ⊰⟦" in x] == [lines[0]]  # throttled to one line per 10 s
     assert [x.split(" ⧲")[0] for x in lines if "s/epoch" in x] == [
         "| 1st Epoch ✇ 20 Miles",

@@ -181,3 +181,19 @@ def test_cuda_tensors_are_recorded(tmp_path, capsys) -> None:
     board = DashBoard(tmp_path)
     run_epochs(board, [[torch.tensor(1.0, device="cuda"), torch.tensor(3.0, device="cuda")]])
     assert board.read("loss", "TRAIN") == pytest.approx(2.0)
+
+
+def test_read_takes_the_recorded_name_and_its_key_error_lists_what_it_takes(tmp_path, capsys) -> None:
+    board = DashBoard(tmp_path)
+    run_epochs(board, [[1.0, 3.0]])
+    board.gauge({"acc": 0.5}, 0, 0, 1, "DEV")
+    assert board.read("TRAIN:loss") == board.read("loss", "TRAIN") == 2.0
+    assert board.read("DEV:acc", epoch=1) == 0.5
+    with pytest.raises(KeyError) as info:
+        board.read("los", "TRAIN")
+    message = str(info.value)
+    assert "'TRAIN:los'" in message and "read('loss', 'TRAIN'), read('acc', 'DEV')" in message
+    with pytest.raises(KeyError, match="pass the stage too, or write 'STAGE:metric'"):
+        board.read("loss")
+    with pytest.raises(TypeError, match="'stage' must be a str"):
+        board.read("loss", 1)

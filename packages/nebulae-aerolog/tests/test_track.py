@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from nebulae.aerolog import DashBoard
+from nebulae.aerolog._lines import clock, speed
 
 
 def slow_source(n: int, pause: float) -> Iterator[int]:
@@ -83,7 +86,7 @@ def test_breaking_out_of_a_tracked_loop_restores_plain_gauge(tmp_path, capsys) -
 @pytest.mark.parametrize(
     ("args", "kwargs", "error", "message"),
     [
-        ((iter([1]), "TRAIN", 0), {}, TypeError, "'mpe' is required"),
+        (([1], "TRAIN", 0), {"mpe": 1.5}, TypeError, "'mpe' must be an int >= 1"),
         (([], "TRAIN", 0), {}, ValueError, "'mpe' must be an int >= 1"),
         (([1], "TRAIN", -1), {}, ValueError, "'epoch' must be an int >= 0"),
         (([1], "TRAIN", 0), {"interval": 0}, ValueError, "'interval' must be an int >= 1"),
@@ -92,3 +95,87 @@ def test_breaking_out_of_a_tracked_loop_restores_plain_gauge(tmp_path, capsys) -
 def test_bad_track_arguments_are_named(tmp_path, args, kwargs, error, message) -> None:
     with pytest.raises(error, match=message):
         DashBoard(tmp_path).track(*args, **kwargs)
+
+
+class Batches:
+    """A Tank-like loader: len() counts samples, MPE counts the batches of one epoch."""
+
+    MPE = 3
+
+    def __len__(self) -> int:
+        return 96
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.MPE))
+
+
+def test_the_steps_come_from_mpe_before_len(tmp_path, capsys) -> None:
+    board = DashBoard(tmp_path, refresh=0)
+    for _ in board.track(Batches(), stage="TRAIN", epoch=0):
+        board.gauge({"loss": 1.0})
+    out = capsys.readouterr().out
+    assert "| 1st Epoch ✇ 1/3 Miles ⊰⟦" in out and "| 1st Epoch ✇ 3 Miles ⧲ " in out
+    assert board._series["TRAIN:loss"].xs == [1, 2, 3]
+
+
+def test_a_sized_iterable_gives_its_len(tmp_path, capsys) -> None:
+    board = DashBoard(tmp_path, refresh=0)
+    for _ in board.track([1, 2, 3, 4], stage="TRAIN", epoch=0):
+        board.gauge({"loss": 1.0})
+    assert "| 1st Epoch ✇ 2/4 Miles ⊰⟦" in capsys.readouterr().out
+
+
+def test_an_iterable_of_unknown_length_has_no_total_no_eta_and_ends_its_epoch_when_exhausted(
+    tmp_path, capsys
+) -> None:
+    board = DashBoard(tmp_path, refresh=0, epochs=2)
+    for epoch in range(2):
+        for i in board.track((x for x in range(3 + epoch)), stage="TRAIN", epoch=epoch):
+            time.sleep(0.002)
+            board.gauge({"loss": float(i)})
+    out = capsys.readouterr().out
+    progress = [x for x in out.splitlines() if "Miles ⊰⟦" in x]
+    assert progress and all("/" not in x.split(" Miles")[0] and "ETA" not in x for x in progress)
+    assert "| 1st Epoch ✇ 3 Miles ⧲ " in out and "| 2nd Epoch ✇ 7 Miles ⧲ " in out
+    assert board._series["TRAIN:loss"].xs == [1, 2, 3, 4, 5, 6, 7]
+    assert board.read("loss", "TRAIN", 1) == 1.0 and board.read("loss", "TRAIN", 2) == 1.5
+
+
+def test_eta_of_the_epoch_and_of_the_run_when_the_epochs_are_known(tmp_path, capsys) -> None:
+    board = DashBoard(tmp_path, refresh=0, epochs=4)
+    for _ in board.track(range(10), stage="TRAIN", epoch=0):
+        time.sleep(0.01)
+        board.gauge({"loss": 1.0})
+    lines = [x for x in capsys.readouterr().out.splitlines() if "Miles ⊰⟦" in x]
+    assert re.search(r"✇ 5/10 Miles .* \d+\.\d+ it/s ETA 00:0\d \(run 00:0\d\) \| TRAIN \|", lines[4])
+
+
+def test_without_epochs_only_the_epoch_eta_is_shown(tmp_path, capsys) -> None:
+    board = DashBoard(tmp_path, refresh=0)
+    for m in range(4):
+        time.sleep(0.01)
+        board.gauge({"loss": 1.0}, m, 0, 5, "TRAIN")
+    lines = [x for x in capsys.readouterr().out.splitlines() if "Miles ⊰⟦" in x]
+    assert "ETA" not in lines[0]  # one mile gives no rate yet
+    assert re.search(r"✇ 4/5 Miles .* it/s ETA 00:00 \| TRAIN \|", lines[-1]) and "run" not in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("rate", "text"),
+    [
+        (None, ""),
+        (0.4, " 2.50 s/it"),
+        (3.14159, " 3.14 it/s"),
+        (31.4159, " 31.4 it/s"),
+        (3141.6, " 3142 it/s"),
+    ],
+)
+def test_rates_read_like_tqdm(rate, text) -> None:
+    assert speed(rate) == text
+
+
+@pytest.mark.parametrize(
+    ("secs", "text"), [(0, "00:00"), (61.4, "01:01"), (3725, "1:02:05"), (math.inf, "--:--")]
+)
+def test_times_read_like_tqdm(secs, text) -> None:
+    assert clock(secs) == text

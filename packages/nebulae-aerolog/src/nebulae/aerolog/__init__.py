@@ -5,6 +5,7 @@ from __future__ import annotations
 from .__about__ import __version__
 from ._board import DashBoard
 from ._curve import curve2str
+from ._sinks import MLflowSink, TensorBoardSink
 from ._warnings import AerologWarning
 
-__all__ = ["AerologWarning", "DashBoard", "__version__", "curve2str"]
+__all__ = ["AerologWarning", "DashBoard", "MLflowSink", "TensorBoardSink", "__version__", "curve2str"]

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import math
-import operator
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from time import perf_counter
 from typing import Any, TypeVar
 
+from ._clock import RunClock
 from ._curve import curve2str
-from ._format import DEFAULT_FORMAT, RECORDED, call_inviz, parse_format
+from ._format import call_inviz
+from ._history import History
 from ._lines import WAIT, fragments, pick_curve, progress_line, summary_line
 from ._rank import get_rank
 from ._screen import Screen, clip, visible_len
 from ._series import Series, to_number
-from ._track import AUTO, Step, tracked
+from ._settings import DEFAULTS, one_of, resolve_settings
+from ._sinks import Sink, close_sinks, flush_sinks, send
+from ._track import AUTO, UNSIZED, Step, StepSlot, steps_of, tracked
+from ._validate import check_counters, check_int, check_str
 from ._warnings import AerologWarning
 
 __all__ = ["DashBoard"]
@@ -26,31 +30,17 @@ T = TypeVar("T")
 
 _TTY_REFRESH = 0.1  # default seconds between redraws on a terminal (and in wipe mode)
 _PLAIN_REFRESH = 10.0  # ... and between plain lines when stdout is not a terminal
-_WAIT_FORMAT = (".1f", "percent")
-
-
-def _int_arg(name: str, value: object, least: int) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"{name!r} must be an int >= {least} (got {type(value).__name__} {value!r})"
-        ) from None
-    if number < least:
-        raise ValueError(f"{name!r} must be an int >= {least} (got {number})")
-    return number
 
 
 class DashBoard:
     """A terminal dashboard for training loops, as light as a progress bar.
 
     Every :meth:`gauge` call is recorded (per-mile moving averages and per-epoch means of each raw or
-    percent metric). Drawing is throttled by time: on a terminal the board redraws in place a progress
-    line and an ASCII curve of one metric; elsewhere (a file, a pipe, CI logs) it prints plain lines,
-    at most one per `refresh` seconds. Epoch summaries are always printed. Only rank 0 (env
-    ``NEB_RANK``, else ``RANK``) does anything; on other ranks every method is a no-op.
+    percent metric) and handed to the `sinks`. Drawing is throttled by time: on a terminal the board
+    redraws in place a progress line (done/total, rate, ETA) and an ASCII curve of one metric; in a
+    Jupyter kernel it does the same in one output area per cell; elsewhere (a file, a pipe, CI logs) it
+    prints plain lines, at most one per `refresh` seconds. Epoch summaries are always printed. Only
+    rank 0 (env ``NEB_RANK``, else ``RANK``) does anything; on other ranks every method is a no-op.
 
     Args:
         log_path: directory for :meth:`log` output, created on demand (alias ``log_dir``).
@@ -64,10 +54,14 @@ class DashBoard:
             ``mile=-1`` at epoch end; shows nothing, not recorded).
         refresh: minimum seconds between redraws; None means 0.1 on a terminal, 10 otherwise.
         config: a dict of the arguments above, instead of passing them.
+        epochs: the number of epochs of the run, when known: the progress line then shows its ETA too.
+        sinks: where every recorded value goes as well: :class:`TensorBoardSink`, :class:`MLflowSink`,
+            or any callable ``(stage, {metric: value}, global_mile) -> None`` (W&B, a database).
 
     Raises:
-        ValueError: an argument is out of range, or `format` holds an unknown mode or a bad fmt.
-        TypeError: both `log_path` and `log_dir`, or `config` together with explicit arguments.
+        ValueError: an argument is out of range, or `format` holds an unknown mode or a bad %-spec.
+        TypeError: an argument has a wrong type, both `log_path` and `log_dir`, or `config` together
+            with explicit arguments.
 
     Example:
         >>> board = DashBoard("./aerolog", window=10, format={"acc": (".2f", "percent")})
@@ -88,57 +82,32 @@ class DashBoard:
         refresh: float | None = None,
         config: Mapping[str, Any] | None = None,
         log_dir: str | os.PathLike[str] | None = None,
+        epochs: int | None = None,
+        sinks: Iterable[Sink] | None = None,
     ) -> None:
-        if log_dir is not None:
-            if log_path != "./aerolog":
-                raise TypeError("pass either 'log_path' or its alias 'log_dir', not both")
-            log_path = log_dir
-        if config is not None:
-            given = dict(
-                log_path=log_path, window=window, divisor=divisor, span=span, format=format, refresh=refresh
-            )
-            defaults = dict(log_path="./aerolog", window=1, divisor=10, span=30, format=None, refresh=None)
-            if given != defaults:
-                raise TypeError("pass the DashBoard settings either in 'config' or as arguments, not both")
-            unknown = set(config) - set(defaults) - {"log_dir"}
-            if unknown:
-                raise TypeError(f"'config' has unknown keys {sorted(unknown)}; allowed: {sorted(defaults)}")
-            settings = {**defaults, **config}
-            if "log_dir" in settings:
-                settings["log_path"] = settings.pop("log_dir")
-            log_path, window, divisor, span = (settings[k] for k in ("log_path", "window", "divisor", "span"))
-            format, refresh = settings["format"], settings["refresh"]
-        self.log_path = os.fspath(log_path)
-        self.window = _int_arg("window", window, 1)
-        self.divisor = _int_arg("divisor", divisor, 1)
-        self.span = _int_arg("span", span, 10)
-        if refresh is not None and (not isinstance(refresh, int | float) or not refresh >= 0):
-            raise ValueError(f"'refresh' must be a number of seconds >= 0 or None (got {refresh!r})")
-        self.refresh = refresh
-        self._formats = parse_format(format)
+        log_path = one_of("log_path", log_path, DEFAULTS["log_path"], "log_dir", log_dir)
+        given: dict[str, Any] = dict(log_path=log_path, window=window, divisor=divisor, span=span)
+        given.update(format=format, refresh=refresh, epochs=epochs, sinks=sinks)
+        settings = resolve_settings(given, config)
+        self.log_path = settings.log_path
+        self.window, self.divisor, self.span = settings.window, settings.divisor, settings.span
+        self.refresh, self.epochs = settings.refresh, settings.epochs
+        self._sinks = settings.sinks
         self._active = get_rank() <= 0
         if self._active:
             os.makedirs(self.log_path, exist_ok=True)
-        self._plans: dict[str, dict[str, Series]] = {}  # stage -> metric -> Series, in first-seen order
-        self._series: dict[str, Series] = {}  # "stage:metric" -> Series, recorded ones only
-        self._merged: set[tuple[str, str]] = set()
+        self._history = History(settings.formats, self.window)
+        self._plans = self._history.plans  # read on every gauge call: one lookup less
+        self._series = self._history.series
         self._reported: set[str] = set()  # record files already warned about
-        self._step: Step | None = None  # set while a track() loop runs
-        self._min_refresh = _TTY_REFRESH if refresh is None else refresh
+        self._min_refresh = _TTY_REFRESH if self.refresh is None else self.refresh
         self._last_draw = -math.inf
         self._t_first: float | None = None
-        self._t_epoch = 0.0
+        self._clock = RunClock(self.epochs)
         self._screen = Screen()
-
-    # ------------------------------------------------------------------ recording
-
-    def _plan(self, plan: dict[str, Series], stage: str, name: str) -> Series:
-        fmt, mode = self._formats.get(name, _WAIT_FORMAT if name == WAIT else DEFAULT_FORMAT)
-        rec = self._series.get(f"{stage}:{name}") or Series(stage, name, fmt, mode, self.window)
-        plan[name] = rec
-        if rec.recorded:
-            self._series[rec.key] = rec
-        return rec
+        self._steps = StepSlot(
+            self._screen.settle, self._end_unsized
+        )  # the step of the track() loop running now
 
     def gauge(
         self,
@@ -187,12 +156,14 @@ class DashBoard:
         """
         if not self._active:
             return
-        step = self._step
+        step = self._steps.current
+        base = -1  # miles of the stage before this epoch, when track() cannot tell the epoch's length
         if mile is None and step is not None:
             now = perf_counter()
             mile = step.mile
             epoch = step.epoch if epoch is None else epoch
-            mpe = step.mpe if mpe is None else mpe
+            if mpe is None:
+                mpe, base = step.mpe, step.base
             stage = step.stage if stage is None else stage
             interval = step.interval if interval is None else interval
             step.gauged = True
@@ -220,7 +191,7 @@ class DashBoard:
             and mpe >= 1
             and interval >= 1
         ):
-            entry, mile, epoch, mpe, stage, interval = self._check_gauge(
+            entry, mile, epoch, mpe, stage, interval = check_counters(
                 entry, mile, epoch, mpe, stage, interval
             )
         if wipe and plot:
@@ -228,17 +199,19 @@ class DashBoard:
                 "'wipe' redraws a single line and cannot draw the curve: pass plot=False with wipe=True"
             )
         m, e = mile + 1, epoch + 1
-        g = epoch * mpe + m
+        g = epoch * mpe + m if base < 0 else base + m
         if self._t_first is None:
-            self._t_first = self._t_epoch = now
+            self._t_first = self._clock.t_epoch = now
         plan = self._plans.get(stage)
         if plan is None:
             plan = self._plans[stage] = {}
         new_epoch = m == 1
+        if new_epoch:
+            self._clock.starts[stage] = (now, 1)
         for name, value in entry.items():
             rec = plan.get(name)
             if rec is None:
-                rec = self._plan(plan, stage, name)
+                rec = self._history.add(plan, stage, name)
             if rec.recorded:
                 if type(value) is not float:
                     value = to_number(name, value)
@@ -249,58 +222,38 @@ class DashBoard:
             elif rec.mode == "inviz":
                 call_inviz(rec.fmt, name, stage, e, m, mpe, value)
             rec.last = value
+        if self._sinks:
+            send(self._sinks, plan, entry, stage, g)
         if m % mpe == 0:
-            self._epoch_end(plan, entry, stage, e, mpe, now)
+            self._epoch_end(plan, entry, stage, e, mpe, e * mpe, now)
         elif m % interval == 0 and now - self._last_draw >= self._min_refresh:
             self._redraw(plan, entry, stage, e, m, mpe, duration, now, plot, wipe, flush, is_global, is_elastic,
                          in_loop, last_for, interval)  # fmt: skip
 
-    def _check_gauge(
-        self, entry: object, mile: object, epoch: object, mpe: object, stage: object, interval: object
-    ) -> tuple[dict[str, Any], int, int, int, str, int]:
-        """The slow path of gauge()'s argument check: convert what can be, raise a clear error otherwise."""
-        missing = [
-            n for n, v in (("mile", mile), ("epoch", epoch), ("mpe", mpe), ("stage", stage)) if v is None
-        ]
-        if missing:
-            raise TypeError(
-                f"gauge() missing {', '.join(map(repr, missing))}; only inside DashBoard.track() may they be omitted"
-            )
-        if not isinstance(entry, Mapping):
-            raise TypeError(f"'entry' must be a dict {{metric: number}} (got {type(entry).__name__})")
-        if not isinstance(stage, str):
-            raise TypeError(f"'stage' must be a str such as 'TRAIN' (got {type(stage).__name__} {stage!r})")
-        return (
-            dict(entry),
-            _int_arg("mile", mile, 0),
-            _int_arg("epoch", epoch, 0),
-            _int_arg("mpe", mpe, 1),
-            stage,
-            _int_arg("interval", interval, 1),
-        )
-
-    def read(self, entry: str, stage: str, epoch: int = -1) -> float | None:
+    def read(self, entry: str, stage: str | None = None, epoch: int = -1) -> float | None:
         """Return the epoch average of `entry` in `stage` for a 1-based `epoch` (-1: the latest).
 
+        `entry` may also name the series as recorded, ``"STAGE:metric"`` (the CSV header), with no stage.
         Epochs of a recorded run merged by :meth:`log` come first. Returns None on ranks > 0.
 
         Raises:
             ValueError: `epoch` is 0 or beyond the epochs recorded.
-            KeyError: nothing was recorded per epoch under ``"{stage}:{entry}"``.
+            KeyError: nothing was recorded per epoch under that name; the message lists what was, as
+                ``read('loss', 'TRAIN')`` calls.
+
+        Example:
+            >>> board.read("loss", "TRAIN") == board.read("TRAIN:loss")  # doctest: +SKIP
+            True
         """
         if not self._active:
             return None
-        epoch = operator.index(epoch)
+        check_str("entry", entry, "loss")
+        if stage is not None:
+            check_str("stage", stage, "TRAIN")
+        epoch = check_int("epoch", epoch, None)
         if epoch == 0:
             raise ValueError("'epoch' is 1-based (-1 for the latest); got 0")
-        key = f"{stage}:{entry}"
-        rec = self._series.get(key)
-        values = rec.epoch_curve()[1] if rec else []
-        if not values:
-            raise KeyError(f"no epoch average recorded for {key!r}; recorded: {sorted(self._series)}")
-        if epoch > len(values) or epoch < -len(values):
-            raise ValueError(f"'epoch' {epoch} is out of range: {key!r} has {len(values)} epochs")
-        return values[epoch - 1] if epoch > 0 else values[epoch]
+        return self._history.epoch_average(entry, stage, epoch)
 
     def record(self, entry: str, stage: str, value: Sequence[float] | float) -> None:
         """Store a per-epoch series computed elsewhere under ``"{stage}:{entry}"`` (logged and readable).
@@ -311,23 +264,7 @@ class DashBoard:
         """
         if not self._active:
             return
-        key = f"{stage}:{entry}"
-        if key in self._series:
-            raise KeyError(f"{key!r} is already recorded; pick another metric name or stage")
-        values = list(value) if isinstance(value, Iterable) else [value]
-        rec = self._outside_series(stage, entry)
-        rec.epoch_vals = [to_number(entry, v) for v in values]
-        rec.epoch_xs = list(range(1, len(values) + 1))
-
-    def _outside_series(self, stage: str, name: str) -> Series:
-        """A recorded series for values that come from outside gauge() (record(), a recorded run)."""
-        fmt, mode = self._formats.get(name, DEFAULT_FORMAT)
-        if mode not in RECORDED:
-            fmt, mode = DEFAULT_FORMAT
-        rec = self._series[f"{stage}:{name}"] = Series(stage, name, fmt, mode, self.window)
-        return rec
-
-    # ------------------------------------------------------------------ iteration
+        self._history.store(stage, entry, value)
 
     def track(
         self, iterable: Iterable[T], stage: str, epoch: int, mpe: int | None = None, *, interval: int = 1
@@ -344,33 +281,35 @@ class DashBoard:
             iterable: the data, e.g. a Tank or a DataLoader.
             stage: a label such as ``'TRAIN'``.
             epoch: the 0-based epoch.
-            mpe: miles per epoch; defaults to ``len(iterable)``.
+            mpe: miles per epoch; by default the iterable's ``MPE`` (a Tank's batches per epoch), else
+                its ``len()``, else unknown: no total and no ETA, and the epoch ends with the iterable.
             interval: redraw at most every `interval` miles.
 
         Raises:
-            TypeError: `mpe` is omitted and `iterable` has no length, or an argument has a wrong type.
+            TypeError: an argument has a wrong type.
             ValueError: `mpe` < 1 (e.g. an empty iterable), `epoch` < 0 or `interval` < 1.
         """
-        if not isinstance(stage, str):
-            raise TypeError(f"'stage' must be a str such as 'TRAIN' (got {type(stage).__name__} {stage!r})")
-        epoch = _int_arg("epoch", epoch, 0)
-        interval = _int_arg("interval", interval, 1)
+        check_str("stage", stage, "TRAIN")
+        epoch = check_int("epoch", epoch, 0)
+        interval = check_int("interval", interval, 1)
         if mpe is None:
-            try:
-                mpe = len(iterable)  # type: ignore[arg-type]
-            except TypeError:
-                raise TypeError(f"'mpe' is required: a {type(iterable).__name__} has no len()") from None
-        mpe = _int_arg("mpe", mpe, 1)
+            mpe = steps_of(iterable)
+        if mpe is not None:
+            mpe = check_int("mpe", mpe, 1)
         if not self._active:
             return iter(iterable)
-        return tracked(self, iterable, Step(stage, epoch, mpe, interval))
-
-    # ------------------------------------------------------------------ output
+        if mpe is not None:
+            return tracked(self._steps, self.gauge, iterable, Step(stage, epoch, mpe, interval))
+        done = [rec.xs[-1] for rec in self._plans.get(stage, {}).values() if rec.recorded and rec.xs]
+        step = Step(stage, epoch, UNSIZED, interval, base=max(done, default=0))
+        return tracked(self._steps, self.gauge, iterable, step)
 
     def close(self) -> None:
-        """Move the cursor below a board drawn in place; drawing resumes below at the next gauge."""
+        """Move the cursor below a board drawn in place (drawing resumes below at the next gauge) and close
+        the sinks that can be closed, which sends what they hold."""
         if self._active:
             self._screen.settle()
+            close_sinks(self._sinks)
 
     def __enter__(self) -> DashBoard:
         return self
@@ -400,17 +339,19 @@ class DashBoard:
         screen = self._screen
         stream = screen.stream()
         tty = screen.is_tty(stream)
-        if not tty and not wipe and self.refresh is None and now - self._last_draw < _PLAIN_REFRESH:
+        live = tty or screen.notebook is not None
+        if not live and not wipe and self.refresh is None and now - self._last_draw < _PLAIN_REFRESH:
             return
         self._last_draw = now
-        step = self._step
-        rate = None
-        if step is not None and step.stage == stage and now > step.t_start:
-            rate = m / (now - step.t_start)
-        line = progress_line(e, m, mpe, duration, rate, stage, fragments(plan, entry), tty)
+        rate = self._clock.rate(stage, m, now, self._steps.current)
+        total = None if mpe == UNSIZED else mpe
+        left = None
+        if rate is not None and total is not None:
+            left = self._clock.run_left(stage, e, m, total, rate, list(self._plans))
+        line = progress_line(e, m, total, duration, rate, stage, fragments(plan, entry), tty, left)
         if wipe:
             screen.wipe(stream, line)
-        elif not tty:
+        elif not live:
             screen.lines(stream, line + "\n")
         else:
             rec = pick_curve(plan, list(entry), m, in_loop, interval * max(1, last_for)) if plot else None
@@ -430,6 +371,7 @@ class DashBoard:
         stage: str,
         e: int,
         mpe: int,
+        miles: int,
         now: float,
     ) -> None:
         averages: dict[str, float] = {}
@@ -440,17 +382,23 @@ class DashBoard:
                     averages[name] = mean
             elif rec.mode == "inviz" and name in entry:
                 call_inviz(rec.fmt, name, stage, e, -1, mpe, rec.last)
-        secs = now - self._t_epoch
-        self._t_epoch = now
+        secs = self._clock.epoch_done(stage, now)
         shown = dict.fromkeys([*entry, *averages])
-        rate = mpe / secs if self._step is not None and secs > 0 else None
-        body = summary_line(e, mpe, secs, rate, stage, fragments(plan, shown, averages))
+        rate = mpe / secs if self._steps.current is not None and secs > 0 else None
+        body = summary_line(e, miles, secs, rate, stage, fragments(plan, shown, averages))
         screen = self._screen
         stream = screen.stream()
         if screen.is_tty(stream):
             body = clip(body, screen.width(stream, len(entry)))
         rule = "+" + "-" * (visible_len(body) - 2) + "+"
         screen.lines(stream, f"{rule}\n{body}\n{rule}\n")
+        flush_sinks(self._sinks)
+
+    def _end_unsized(self, step: Step, miles: int) -> None:
+        """End the epoch of a track() loop over an iterable of unknown length, after its last item."""
+        plan = self._plans.get(step.stage)
+        if plan is not None:
+            self._epoch_end(plan, {}, step.stage, step.epoch + 1, miles, step.base + miles, perf_counter())
 
     def write(self, text: object) -> None:
         """Print `text` above the board without garbling it; the board is drawn again below it.
@@ -478,35 +426,6 @@ class DashBoard:
         with self._screen.redirect():
             yield self
 
-    # ------------------------------------------------------------------ files
-
-    def _merge(self, record: str | os.PathLike[str]) -> list[str]:
-        """Prepend the series of a recorded run; return what was wrong with the files that were skipped.
-
-        Raises:
-            FileNotFoundError, ValueError: `record` names nothing usable (see :meth:`log`).
-        """
-        from ._logfiles import read_record
-
-        found, problems = read_record(record)
-        if not found:
-            raise ValueError(
-                f"'record': nothing in {os.fspath(record)} can be continued from: " + "; ".join(problems)
-            )
-        for unit, key, xs, ys in found:
-            if (unit, key) in self._merged:
-                continue
-            self._merged.add((unit, key))
-            rec = self._series.get(key)
-            if rec is None:
-                stage, _, name = key.partition(":")
-                rec = self._outside_series(stage, name)
-            if unit == "mile":
-                rec.prior_mile = (xs, ys)
-            else:
-                rec.prior_epoch = (xs, ys)
-        return problems
-
     def log(
         self,
         gauge: bool = True,
@@ -515,19 +434,19 @@ class DashBoard:
         *,
         subdir: str = "",
         history: str | os.PathLike[str] | None = None,
-    ) -> None:
-        """Write the whole history into `log_path` (or ``log_path/subdir``), rewriting earlier files.
+    ) -> list[str]:
+        """Write the whole history into `log_path` (or ``log_path/subdir``), replacing the files of the last call.
 
-        Every file is replaced atomically (a crash leaves the previous file or the new one), CSVs before
-        PNGs. This run's files are written first, whatever `record` holds; only then is a bad record
+        File names are stable, so each call replaces the same files; every file is replaced atomically
+        (a crash leaves the previous file or the new one), CSVs before PNGs. This run's files are written first, whatever `record` holds; only then is a bad record
         reported.
 
         Args:
             gauge: draw PNG curves: per metric and stage the smoothed per-mile series
-                (``{metric}_{stage}_{last:.3g}_mile_{last_mile}.png``, without ``_{last}`` when the last value
-                is nan or inf) and, once an epoch has ended, per metric the epoch averages of all stages
-                (``{metric}_epoch_{max_epoch}.png``). Values nan, inf or beyond 1e300 leave gaps, counted in
-                the title.
+                (``{metric}_{stage}.png``, the last value and mile in the title) and, once an epoch has
+                ended, per metric the epoch averages of all stages (``{metric}_epoch.png``, each stage's
+                last average in the title). Values nan, inf or beyond 1e300 leave gaps, counted in the
+                title.
             tachograph: write CSVs ``{metric}_{stage}_mile.csv`` (``mile,STAGE:METRIC``) and
                 ``{metric}_{stage}_epoch.csv`` (``epoch,STAGE:METRIC``); nan and inf are written as such.
             record: a tachograph CSV of an earlier run, or a directory of them (alias ``history``):
@@ -536,6 +455,9 @@ class DashBoard:
                 malformed row, a second copy of a series) is skipped with an :class:`AerologWarning`
                 naming the file, the row and what is wrong; values nan and inf are legitimate.
             subdir: a subdirectory of `log_path` to write into.
+
+        Returns:
+            The paths written (``log_path/subdir/name``), CSVs first; an empty list on ranks > 0.
 
         Raises:
             TypeError: both `record` and `history` are given.
@@ -546,27 +468,27 @@ class DashBoard:
         Warns:
             AerologWarning: a CSV of `record` was skipped (once per file and reason).
         """
-        if history is not None:
-            if record:
-                raise TypeError("pass either 'record' or its alias 'history', not both")
-            record = history
+        record = one_of("record", record, "", "history", history)
         if not self._active:
-            return
+            return []
         # This run's files are written whatever `record` holds, and only then is a bad record reported:
         # a training script must not lose its logs to a stray file in an old folder.
         problems: list[str] = []
         error: Exception | None = None
         if record:
             try:
-                problems = self._merge(record)
+                problems = self._history.merge_record(record)
             except (FileNotFoundError, ValueError) as exc:
                 error = exc
         from ._logfiles import write_logs
 
-        write_logs(list(self._series.values()), os.path.join(self.log_path, subdir), gauge, tachograph)
+        written = write_logs(
+            list(self._series.values()), os.path.join(self.log_path, subdir), gauge, tachograph
+        )
         for problem in problems:
             if problem not in self._reported:
                 self._reported.add(problem)
                 warnings.warn(f"'record': skipped {problem}", AerologWarning, stacklevel=2)
         if error is not None:
             raise error
+        return written

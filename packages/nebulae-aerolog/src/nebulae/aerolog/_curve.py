@@ -7,6 +7,8 @@ import sys
 from bisect import bisect_right
 from collections.abc import Sequence
 
+from ._validate import check_int
+
 __all__ = ["curve2str", "short_count"]
 
 _LABEL = 10  # width of the y labels, '%10.3f'
@@ -20,12 +22,6 @@ def short_count(x: int) -> str:
     if x < 1_000_000:
         return f"{x / 1e3:.3g}K"
     return f"{x / 1e6:.3g}M"
-
-
-def _check_int(name: str, value: object, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise ValueError(f"{name!r} must be an int >= {least} (got {value!r})")
-    return value
 
 
 def _sample(n: int, span: int, is_global: bool) -> list[int]:
@@ -102,7 +98,8 @@ def curve2str(
         The chart, lines joined with newlines and no trailing newline.
 
     Raises:
-        ValueError: `curve` is empty or holds a non-number, or `divisor`/`span` is out of range.
+        TypeError: `curve` holds a non-number, or `divisor`/`span` is not an int.
+        ValueError: `curve` is empty, or `divisor`/`span` is out of range.
 
     Example:
         >>> print(curve2str([1, 2, 3, 2], divisor=3, span=10))
@@ -112,15 +109,17 @@ def curve2str(
              1.000 |_
                    +----> x
     """
-    _check_int("divisor", divisor, 1)
-    _check_int("span", span, 10)
+    divisor = check_int("divisor", divisor, 1)
+    span = check_int("span", span, 10)
     if len(curve) == 0:
         raise ValueError("'curve' must hold at least one value (got an empty sequence)")
     idxs = _sample(len(curve), span, is_global)
     try:
         ys = [float(curve[i]) for i in idxs]
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"'curve' must hold numbers ({exc})") from None
+    except (TypeError, ValueError) as exc:  # text or an object float() refuses: the wrong type
+        raise TypeError(f"'curve' must hold numbers ({exc})") from None
+    except OverflowError as exc:  # an int past the float range
+        raise ValueError(f"'curve' must hold numbers within the float range ({exc})") from None
     bands, labels = (_elastic_bands if is_elastic else _even_bands)(ys, divisor)
     rows = len(labels)
     grid = [[" "] * len(ys) for _ in range(rows)]

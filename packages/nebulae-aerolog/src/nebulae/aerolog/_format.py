@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._validate import check_callable, check_mapping, kind
+
 __all__ = ["DEFAULT_FORMAT", "MODES", "RECORDED", "Format", "call_inviz", "ordinal", "parse_format", "show"]
 
 MODES = ("raw", "percent", "tailor", "inviz")
@@ -15,14 +17,16 @@ Format = tuple[Any, str]
 
 
 def _check_spec(name: str, spec: object) -> Format:
-    if not isinstance(spec, tuple | list) or len(spec) != 2:
+    if not isinstance(spec, tuple | list):
+        raise TypeError(f"format[{name!r}] must be a (fmt, mode) pair (got {kind(spec)})")
+    if len(spec) != 2:
         raise ValueError(f"format[{name!r}] must be a (fmt, mode) pair (got {spec!r})")
     fmt, mode = spec
     if mode not in MODES:
         raise ValueError(f"format[{name!r}]: mode must be one of {', '.join(MODES)} (got {mode!r})")
     if mode in RECORDED:
         if not isinstance(fmt, str):
-            raise ValueError(
+            raise TypeError(
                 f"format[{name!r}]: a {mode} fmt must be a %-spec without '%', e.g. '.3f' (got {fmt!r})"
             )
         try:
@@ -31,9 +35,9 @@ def _check_spec(name: str, spec: object) -> Format:
             raise ValueError(
                 f"format[{name!r}]: {fmt!r} is not a valid %-spec; write e.g. '.3f' or '6.2e'"
             ) from None
-    elif not callable(fmt):
+    else:
         what = "value -> str" if mode == "tailor" else "(stage, epoch, mile, mpe, value) -> None"
-        raise ValueError(f"format[{name!r}]: a {mode} fmt must be a callable {what} (got {fmt!r})")
+        check_callable(f"format[{name!r}]: a {mode} fmt", fmt, what)
     return fmt, mode
 
 
@@ -41,14 +45,12 @@ def parse_format(format: Mapping[str, object] | None) -> dict[str, Format]:
     """Check a DashBoard `format` dict and return it as ``{name: (fmt, mode)}``.
 
     Raises:
-        ValueError: `format` is not a dict, or an entry is not a valid ``(fmt, mode)`` pair.
+        TypeError: `format` is not a dict, an entry is not a pair, or a fmt has the wrong type.
+        ValueError: an entry names an unknown mode or holds an invalid %-spec.
     """
     if format is None:
         return {}
-    if not isinstance(format, Mapping):
-        raise ValueError(
-            f"'format' must be a dict {{metric: (fmt, mode)}} or None (got {type(format).__name__})"
-        )
+    check_mapping("'format'", format, "{metric: (fmt, mode)} or None")
     return {str(name): _check_spec(str(name), spec) for name, spec in format.items()}
 
 

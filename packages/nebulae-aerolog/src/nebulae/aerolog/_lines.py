@@ -8,7 +8,7 @@ from ._format import ordinal, show
 from ._screen import HIGHLIGHT, RESET
 from ._series import Series
 
-__all__ = ["WAIT", "fragments", "pick_curve", "progress_line", "summary_line"]
+__all__ = ["WAIT", "clock", "fragments", "pick_curve", "progress_line", "speed", "summary_line"]
 
 BAR = 20  # cells of the progress bar
 WAIT = "data_wait"  # the metric track() records
@@ -33,24 +33,61 @@ def fragments(
     return "".join(parts)
 
 
+def clock(seconds: float) -> str:
+    """Seconds as tqdm writes them: ``MM:SS``, or ``H:MM:SS`` past an hour (``--:--`` when unknown)."""
+    if not 0 <= seconds < 1e9:  # nan, negative, or no meaningful estimate yet
+        return "--:--"
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def speed(rate: float | None) -> str:
+    """`` 12.3 it/s``, or `` 2.50 s/it`` below one step per second, as tqdm shows it ('' when unknown)."""
+    if rate is None or not rate > 0:
+        return ""
+    if rate < 1:
+        return f" {1 / rate:.2f} s/it"
+    return f" {rate:.{2 if rate < 10 else 1 if rate < 100 else 0}f} it/s"  # about 3 significant digits
+
+
 def progress_line(
-    e: int, m: int, mpe: int, duration: float | None, rate: float | None, stage: str, frags: str, color: bool
+    e: int,
+    m: int,
+    mpe: int | None,
+    duration: float | None,
+    rate: float | None,
+    stage: str,
+    frags: str,
+    color: bool,
+    run_eta: float | None = None,
 ) -> str:
-    """``| 1st Epoch ✇ 5 Miles ⊰⟦bar⟧⊱ ⧲ 0.123s/mile | TRAIN | loss ➠ 0.5 |``; `color` highlights the bar."""
-    cells = min(BAR, max(0, int((m - 1) / mpe * BAR + 0.4)))
+    """``| 1st Epoch ✇ 5/100 Miles ⊰⟦bar⟧⊱ ⧲ 0.123s/mile 8.13 it/s ETA 00:12 | TRAIN | loss ➠ 0.5 |``.
+
+    `mpe` None (an iterable of unknown length) shows the miles alone and no ETA; `run_eta` (seconds left
+    in the run, when the number of epochs is known) follows the epoch's ETA; `color` highlights the bar.
+    """
+    cells = 0 if mpe is None else min(BAR, max(0, int((m - 1) / mpe * BAR + 0.4)))
     if color:
         bar = HIGHLIGHT + " " * cells + RESET + " " * (BAR - cells)
     else:
         bar = "#" * cells + "-" * (BAR - cells)
     dur = "--:--" if duration is None else f"{float(duration):.3f}"
-    speed = "" if rate is None else f" {rate:.1f} it/s"
-    return f"| {ordinal(e)} Epoch ✇ {m} Miles ⊰⟦{bar}⟧⊱ ⧲ {dur}s/mile{speed} | {stage} |{frags}"
+    miles = f"{m}" if mpe is None else f"{m}/{mpe}"
+    eta = ""
+    if mpe is not None and rate is not None and rate > 0:
+        eta = f" ETA {clock((mpe - m) / rate)}"
+        if run_eta is not None:
+            eta += f" (run {clock(run_eta)})"
+    return (
+        f"| {ordinal(e)} Epoch ✇ {miles} Miles ⊰⟦{bar}⟧⊱ ⧲ {dur}s/mile{speed(rate)}{eta} | {stage} |{frags}"
+    )
 
 
-def summary_line(e: int, mpe: int, secs: float, rate: float | None, stage: str, frags: str) -> str:
-    """``| 1st Epoch ✇ 100 Miles ⧲ 12.34s/epoch | TRAIN | loss ➠ 0.5 |`` with epoch averages."""
-    speed = "" if rate is None else f" {rate:.1f} it/s"
-    return f"| {ordinal(e)} Epoch ✇ {e * mpe} Miles ⧲ {secs:.2f}s/epoch{speed} | {stage} |{frags}"
+def summary_line(e: int, miles: int, secs: float, rate: float | None, stage: str, frags: str) -> str:
+    """``| 1st Epoch ✇ 100 Miles ⧲ 12.34s/epoch | TRAIN | loss ➠ 0.5 |`` with epoch averages; `miles`
+    counts the stage's miles since the start."""
+    return f"| {ordinal(e)} Epoch ✇ {miles} Miles ⧲ {secs:.2f}s/epoch{speed(rate)} | {stage} |{frags}"
 
 
 def pick_curve(

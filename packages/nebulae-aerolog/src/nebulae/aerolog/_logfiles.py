@@ -1,21 +1,21 @@
-"""Tachograph CSV files: atomic writes, and reading a recorded run back to continue it."""
+"""Log files: tachograph CSVs written and read back to continue a run, and the PNG curves' names."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import math
 import os
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from ._atomic import atomic_write, remove_dead_temps
 
 if TYPE_CHECKING:
     from ._series import Series
 
-__all__ = ["atomic_write", "read_record", "remove_dead_temps", "safe_name", "write_curve_csv", "write_logs"]
+__all__ = ["read_record", "safe_name", "write_curve_csv", "write_logs"]
 
 UNITS = ("mile", "epoch")
 
@@ -23,55 +23,6 @@ UNITS = ("mile", "epoch")
 def safe_name(text: str) -> str:
     """A metric or stage name made usable in a file name (``/`` becomes ``-``)."""
     return text.replace("/", "-").replace(os.sep, "-")
-
-
-# the temp files atomic_write() makes for log files, named after the writer's pid
-_TEMP = re.compile(r".\.(?:csv|png)\.tmp-(\d+)$")
-
-
-def atomic_write(path: str | os.PathLike[str], fill: Callable[[IO[bytes]], object]) -> None:
-    """Write `path` through a temp file ``{path}.tmp-{pid}``, fsync it, ``os.replace`` it into place, then
-    fsync the directory so that the rename survives a power cut.
-
-    A reader never sees a half-written file, and an interrupted run leaves the previous file intact.
-    """
-    final = os.fspath(path)
-    tmp = f"{final}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as fh:
-            fill(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    if os.name == "posix":  # elsewhere a directory cannot be opened to be synced
-        fd = os.open(os.path.dirname(final) or ".", os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):  # another user's process, or no pid to judge: keep its file
-        return True
-    return True
-
-
-def remove_dead_temps(folder: Path) -> None:
-    """Delete the temp files that writers killed mid-write (pid no longer alive) left in `folder`."""
-    for entry in os.scandir(folder):
-        match = _TEMP.search(entry.name)
-        if match and entry.is_file(follow_symlinks=False) and not _pid_alive(int(match.group(1))):
-            with contextlib.suppress(FileNotFoundError):  # another cleaner got there first
-                os.unlink(entry.path)
 
 
 def _number_text(x: float) -> str:
@@ -179,35 +130,46 @@ def read_record(
     return out, problems
 
 
-def write_logs(series: Sequence[Series], folder: str, gauge: bool, tachograph: bool) -> None:
+def write_logs(series: Sequence[Series], folder: str, gauge: bool, tachograph: bool) -> list[str]:
     """Write the tachograph CSVs and/or the PNG curves of every recorded series into `folder`.
 
-    Every CSV is written before the first PNG: a plot that fails leaves the numbers on disk.
+    Names are stable (``loss_TRAIN.png``, ``loss_epoch.png``; the values go in the titles), so every call
+    replaces the files of the last one. Every CSV is written before the first PNG: a plot that fails
+    leaves the numbers on disk.
+
+    Returns:
+        The paths written, in the order written.
     """
     dst = Path(folder)
     dst.mkdir(parents=True, exist_ok=True)
     remove_dead_temps(dst)
+    written: list[str] = []
+
+    def target(name: str) -> Path:
+        written.append(os.path.join(folder, name))
+        return dst / name
+
     curves = [(rec, rec.mile_curve(), rec.epoch_curve()) for rec in series]
     if tachograph:
         for rec, (mx, my), (ex, ey) in curves:
             metric, stage = safe_name(rec.name), safe_name(rec.stage)
             if my:
-                write_curve_csv(dst / f"{metric}_{stage}_mile.csv", "mile", rec.key, mx, my)
+                write_curve_csv(target(f"{metric}_{stage}_mile.csv"), "mile", rec.key, mx, my)
             if ey:
-                write_curve_csv(dst / f"{metric}_{stage}_epoch.csv", "epoch", rec.key, ex, ey)
+                write_curve_csv(target(f"{metric}_{stage}_epoch.csv"), "epoch", rec.key, ex, ey)
     if not gauge:
-        return
+        return written
     from ._plot import plot_epochs, plot_miles
 
     epochs: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    formats: dict[str, tuple[Any, str]] = {}  # a metric's format, taken from its first stage
     for rec, (mx, my), (ex, ey) in curves:
         if ey:
             epochs.setdefault(rec.name, {})[rec.stage] = (ex, ey)
+            formats.setdefault(rec.name, (rec.fmt, rec.mode))
         if my:
-            # a diverged last value stays out of the file name (no 'nan' or 'inf' there); the title shows it
-            last = f"_{my[-1]:.3g}" if math.isfinite(my[-1]) else ""
-            name = f"{safe_name(rec.name)}_{safe_name(rec.stage)}{last}_mile_{mx[-1]:g}.png"
-            plot_miles(dst / name, rec.key, mx, my, rec.fmt, rec.mode)
+            name = f"{safe_name(rec.name)}_{safe_name(rec.stage)}.png"
+            plot_miles(target(name), rec.key, mx, my, rec.fmt, rec.mode)
     for metric, by_stage in epochs.items():
-        last_epoch = max(x for xs, _ in by_stage.values() for x in xs)
-        plot_epochs(dst / f"{safe_name(metric)}_epoch_{last_epoch:g}.png", metric, by_stage)
+        plot_epochs(target(f"{safe_name(metric)}_epoch.png"), metric, by_stage, *formats[metric])
+    return written

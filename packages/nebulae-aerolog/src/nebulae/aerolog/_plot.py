@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._atomic import atomic_write
 from ._format import show
-from ._logfiles import atomic_write
 
 __all__ = ["plot_epochs", "plot_miles"]
 
@@ -49,7 +49,7 @@ def _left_out(count: int, total: int) -> str:
 def plot_miles(path: Path, title: str, xs: Sequence[float], ys: Sequence[float], fmt: Any, mode: str) -> None:
     """Plot a smoothed per-mile series, annotating its minimum and maximum with the metric's format.
 
-    Points that cannot be drawn leave gaps; the title then says how many, and gives the last value.
+    The title gives the last value and its mile; points that cannot be drawn leave gaps, counted there.
     """
     fig = _figure()
     ax = fig.add_subplot()
@@ -62,25 +62,31 @@ def plot_miles(path: Path, title: str, xs: Sequence[float], ys: Sequence[float],
         for i, va in ((lo, "top"), (hi, "bottom")):
             ax.plot([xs[i]], [ys[i]], "o", markersize=4, color="tab:red")
             ax.annotate(show(fmt, mode, ys[i]).strip(), (xs[i], ys[i]), ha="center", va=va, fontsize=9)
-    if missing:
-        title += f" (last: {ys[-1]:.4g}){_left_out(missing, len(ys))}"
+    title += f": {show(fmt, mode, ys[-1]).strip()} at mile {xs[-1]:g}{_left_out(missing, len(ys))}"
     ax.set(title=title, xlabel="mile")
     ax.grid(alpha=0.3)
     _save(fig, path)
 
 
 def plot_epochs(
-    path: Path, metric: str, curves: Mapping[str, tuple[Sequence[float], Sequence[float]]]
+    path: Path,
+    metric: str,
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    fmt: Any,
+    mode: str,
 ) -> None:
-    """Plot the per-epoch averages of one metric, one line with markers per stage (gaps where undrawable)."""
+    """Plot the per-epoch averages of one metric, one line with markers per stage (gaps where undrawable);
+    the title gives each stage's last epoch and average."""
     fig = _figure()
     ax = fig.add_subplot()
     missing = total = 0
+    lasts = []
     for stage, (xs, ys) in curves.items():
         shown, count = _drawable(xs, ys)
         missing, total = missing + count, total + len(ys)
         ax.plot(xs, shown, marker="o", label=stage)
-    ax.set(title=metric + _left_out(missing, total), xlabel="epoch")
+        lasts.append(f"{stage} {show(fmt, mode, ys[-1]).strip()} (epoch {xs[-1]:g})")
+    ax.set(title=f"{metric}: {', '.join(lasts)}{_left_out(missing, total)}", xlabel="epoch")
     ax.legend()
     ax.grid(alpha=0.3)
     _save(fig, path)

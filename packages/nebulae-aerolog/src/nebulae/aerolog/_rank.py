@@ -1,4 +1,5 @@
-"""Private rank helper (SPEC §0): aerolog must run without nebulae-kit installed."""
+"""This process's rank, read from the environment: aerolog runs without nebulae-kit, so it keeps its own helper
+(an integration test checks that it agrees with ``nebulae.kit.get_rank()``)."""
 
 from __future__ import annotations
 

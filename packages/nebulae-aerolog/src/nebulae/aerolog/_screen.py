@@ -9,9 +9,12 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ._warnings import AerologWarning
+
+if TYPE_CHECKING:
+    from ._notebook import NotebookArea
 
 __all__ = ["HIGHLIGHT", "RESET", "LineRelay", "Screen", "clip", "up", "visible_len"]
 
@@ -113,6 +116,7 @@ class Screen:
         self._drawn = 0  # lines of that board below the cursor (0: nothing drawn in place)
         self._wiped = 0  # visible length of the line drawn in wipe mode (0: none)
         self._width_warned = False
+        self.notebook: NotebookArea | None = None  # the board's output area inside a Jupyter kernel
 
     def stream(self) -> TextIO:
         return self.real_out if self.real_out is not None else sys.stdout
@@ -120,6 +124,11 @@ class Screen:
     def _probe(self, stream: TextIO) -> None:
         """Learn once per stream whether it is a terminal and whether it can encode the board's symbols."""
         self._stream_seen = stream
+        if self.notebook is None and "IPython" in sys.modules:  # no kernel without IPython: skip the import
+            from ._notebook import NotebookArea, kernel_shell
+
+            shell = kernel_shell()
+            self.notebook = None if shell is None else NotebookArea(shell)
         try:
             self._tty = bool(stream.isatty())
         except (AttributeError, ValueError, OSError):
@@ -143,6 +152,8 @@ class Screen:
         As in ``shutil.get_terminal_size()``, a positive ``COLUMNS`` in the environment wins, and a terminal
         that reports 0 columns (some containers and CI ptys) counts as 80.
         """
+        if self.notebook is not None:  # a notebook wraps long lines, nothing needs clipping
+            return 1 << 30
         try:
             columns = int(os.environ.get("COLUMNS", ""))
         except ValueError:
@@ -187,25 +198,39 @@ class Screen:
         stream.flush()
 
     def frame(self, stream: TextIO, lines: list[str], width: int, flush: int) -> None:
-        """Draw `lines` in place on a terminal, clipped to `width`."""
+        """Draw `lines` in place on a terminal, clipped to `width` (or in the notebook's output area)."""
+        if self.notebook is not None:
+            self.notebook.board(lines)
+            return
         self._frame = "\n".join(clip(x, width) for x in lines) + "\n"
         self._drawn = len(lines)
         self._emit(stream, CLEAR_DOWN + self._frame + up(self._drawn + max(0, flush)))
 
     def wipe(self, stream: TextIO, line: str) -> None:
-        """Rewrite the single board line after a carriage return (notebooks)."""
+        """Rewrite the single board line after a carriage return."""
+        if self.notebook is not None:
+            self.notebook.board([line])
+            return
         shown = visible_len(line)
         self._emit(stream, "\r" + line + " " * max(0, self._wiped - shown))
         self._frame, self._wiped = line, shown
 
     def lines(self, stream: TextIO, text: str) -> None:
         """Erase the board, then print `text` (ending with a newline); the board returns at the next redraw."""
+        if self.notebook is not None and stream is not None:
+            self.notebook.above(text, keep_board=False)
+            return
         self._emit(stream, self._clear() + text)
 
     def write(self, text: object) -> None:
         """Print `text` above the board and draw the board again below it."""
         stream = self.stream()
         out = str(text)
+        if stream is not self._stream_seen:
+            self._probe(stream)
+        if self.notebook is not None:
+            self.notebook.above(out, keep_board=True)
+            return
         if not out.endswith("\n"):
             out += "\n"
         if self._drawn:

@@ -2,26 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from ._board import DashBoard
-
-__all__ = ["AUTO", "Step", "tracked"]
+__all__ = ["AUTO", "UNSIZED", "Step", "StepSlot", "steps_of", "tracked"]
 
 T = TypeVar("T")
 
 AUTO: dict[str, Any] = {}  # the entry of the gauge call made for a step whose body did not gauge
 _BUDGET = 100e-6  # seconds of loop work between two timed steps when steps are tiny
 _MAX_STRIDE = 1024
+# the miles per epoch of an iterable of unknown length: so large that no mile ends the epoch, which
+# ends when the iterable is exhausted
+UNSIZED = 1 << 62
+
+
+def steps_of(iterable: object) -> int | None:
+    """The steps one pass over `iterable` takes: its ``MPE`` (a Tank's batches per epoch, not its samples),
+    else its ``len()``, else None (unknown)."""
+    mpe = getattr(iterable, "MPE", None)
+    if mpe is not None:
+        return mpe
+    try:
+        return len(iterable)  # type: ignore[arg-type]
+    except TypeError:
+        return None
 
 
 class Step:
     """What track() knows about the current step; gauge() reads it to fill in omitted arguments."""
 
     __slots__ = (
+        "base",
         "epoch",
         "gauged",
         "interval",
@@ -35,8 +48,9 @@ class Step:
         "wait",
     )
 
-    def __init__(self, stage: str, epoch: int, mpe: int, interval: int) -> None:
+    def __init__(self, stage: str, epoch: int, mpe: int, interval: int, base: int = -1) -> None:
         self.stage, self.epoch, self.mpe, self.interval = stage, epoch, mpe, interval
+        self.base = base  # miles of the stage before this epoch when `mpe` is UNSIZED, else -1
         self.mile = -1
         self.t0 = self.t_start = perf_counter()
         self.wait = 0.0
@@ -45,7 +59,32 @@ class Step:
         self.user = False  # the loop body calls gauge() itself
 
 
-def tracked(board: DashBoard, iterable: Iterable[T], step: Step) -> Iterator[T]:
+class StepSlot:
+    """The step of the track() loop running now (None outside one), shared by a board and its loops.
+
+    Loops nest: entering one keeps the outer step, leaving it restores that step and calls `settle`, which
+    moves the cursor below a board drawn in place.
+    """
+
+    __slots__ = ("_settle", "current", "finish")
+
+    def __init__(self, settle: Callable[[], None], finish: Callable[[Step, int], None]) -> None:
+        self.current: Step | None = None
+        self._settle = settle
+        self.finish = finish  # ends the epoch of an UNSIZED step after that many miles
+
+    def enter(self, step: Step) -> Step | None:
+        outer, self.current = self.current, step
+        return outer
+
+    def leave(self, outer: Step | None) -> None:
+        self.current = outer
+        self._settle()
+
+
+def tracked(
+    slot: StepSlot, gauge: Callable[[dict[str, Any]], None], iterable: Iterable[T], step: Step
+) -> Iterator[T]:
     """Yield the items of `iterable`, timing each step and gauging it when the body did not.
 
     When steps take only a few microseconds and the body does not gauge, timing every one of them
@@ -53,8 +92,7 @@ def tracked(board: DashBoard, iterable: Iterable[T], step: Step) -> Iterator[T]:
     so that about 100 us of work passes between two timed steps. The last mile of each epoch is always
     timed, so epoch summaries are never skipped.
     """
-    outer = board._step
-    board._step = step
+    outer = slot.enter(step)
     it = iter(iterable)
     nxt = it.__next__
     pc = perf_counter
@@ -66,12 +104,14 @@ def tracked(board: DashBoard, iterable: Iterable[T], step: Step) -> Iterator[T]:
             try:
                 item = nxt()
             except StopIteration:
+                if step.mpe == UNSIZED and mile:
+                    slot.finish(step, mile)
                 return
             step.wait = pc() - t0
             step.t0, step.mile, step.timed, step.gauged = t0, mile, True, False
             yield item
             if not step.gauged:
-                board.gauge(AUTO)
+                gauge(AUTO)
             mile += 1
             if step.user:
                 continue
@@ -87,5 +127,4 @@ def tracked(board: DashBoard, iterable: Iterable[T], step: Step) -> Iterator[T]:
                     yield item
                 mile = step.mile + 1
     finally:
-        board._step = outer
-        board._screen.settle()
+        slot.leave(outer)
