@@ -345,23 +345,21 @@ def test_an_interrupted_resumed_epoch_resumes_again(family):
     assert sorted(seen) == sorted(keys_of(rest)) and not set(seen) & set(keys_of(first))
 
 
-def test_a_remainder_that_cannot_be_split_evenly_is_refused(tmp_path):
-    with h5py.File(tmp_path / "n.hdf5", "w") as f:
-        f["key"] = np.arange(5, dtype=np.int64)
+def numbered(path, n):
+    """An HDF5 file whose column 'key' holds each row's own index, and a maker of inline Tanks over it."""
+    with h5py.File(path, "w") as f:
+        f["key"] = np.arange(n, dtype=np.int64)
 
-    def tank(rank, world):
-        t = Tank(
-            str(tmp_path / "n.hdf5"),
-            {"key": "int64"},
-            1,
-            in_same_size=False,
-            seed=2,
-            nworker=0,
-            verbose=False,
-        )
+    def tank(rank, world, bs=1, in_same_size=False):
+        t = Tank(str(path), {"key": "int64"}, bs, in_same_size=in_same_size, seed=2, nworker=0, verbose=False)
         t.set_distributed(rank, world)
         return t
 
+    return tank
+
+
+def test_a_remainder_that_cannot_be_split_evenly_is_refused(tmp_path):
+    tank = numbered(tmp_path / "n.hdf5", 5)
     with tank(0, 1) as one:
         for _ in range(4):
             one.next()
@@ -387,14 +385,10 @@ def test_property_resharding_delivers_the_rest_once_or_refuses(
 ):
     if old == new or (in_same_size and n < bs * max(old, new)):
         return  # the same world resumes each rank's own state (tested above); such a Tank cannot be created
-    path = tmp_path_factory.mktemp("prop") / "n.hdf5"
-    with h5py.File(path, "w") as f:
-        f["key"] = np.arange(n, dtype=np.int64)
+    made = numbered(tmp_path_factory.mktemp("prop") / "n.hdf5", n)
 
     def tank(rank, world):
-        t = Tank(str(path), {"key": "int64"}, bs, in_same_size=in_same_size, seed=5, nworker=0, verbose=False)
-        t.set_distributed(rank, world)
-        return t
+        return made(rank, world, bs, in_same_size)
 
     saved, delivered, scheduled = [], set(), set()
     mpe = tank(0, old).MPE
