@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ._order import miles_per_epoch
 from ._validate import instance_of, int_in, is_int
 
 FORMAT = 1
@@ -125,6 +126,22 @@ def _check_ranges(pending: Any, rows: int, where: str) -> list[list[int]] | None
     if not pending or flat[0] < 0 or flat[-1] > rows or any(a >= b for a, b in itertools.pairwise(flat)):
         raise ValueError(f"{where}: 'pending' must be {expected} (got {pending!r:.200})")
     return [[int(a), int(b)] for a, b in pending]
+
+
+def check_miles(state: dict[str, Any], where: str) -> Remainder | None:
+    """`state`'s resumed pass, if it was in one; its 'MPE' checked against what its settings give."""
+    pending = state["pending"]
+    remainder = Remainder(state["epoch"], pending, state["batch_size"], state["nworld"]) if pending else None
+    if remainder is not None:
+        miles = remainder.miles
+    else:
+        miles = miles_per_epoch(state["rows"], state["batch_size"], state["nworld"], state["in_same_size"])
+    if state["MPE"] != miles:
+        raise ValueError(
+            f"{where} has MPE {state['MPE']} but its settings give {miles} batches for that epoch on each rank: "
+            "the state was edited or made by another version; save it again with Tank.state_dict()"
+        )
+    return remainder
 
 
 def check_world(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
