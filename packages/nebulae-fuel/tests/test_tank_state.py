@@ -421,3 +421,17 @@ def test_property_resharding_delivers_the_rest_once_or_refuses(
     if not (all(s["mile"] == 0 for s in saved) and len({s["epoch"] for s in saved}) == 1):
         left = scheduled - delivered
         assert sorted(seen) == sorted(left)
+
+
+def test_an_epoch_resumed_on_other_ranks_does_not_depend_on_the_workers(family, aug):
+    ranks = run_ranks(family, 2, 3, aug)
+    saved = [ranks[0][0][1], ranks[1][0][2]]  # rank 0 at mile 1, rank 1 at mile 2
+    runs = []
+    for nworker, worker_type in WORKERS:
+        with open_tank(family, aug, nworker, worker_type) as tank:
+            tank.load_state_dict(saved)
+            runs.append([b for b in tank] + [tank.next()])
+    assert len(runs[0]) == 3 + 1  # 9 samples left: 3 batches, then epoch 1
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other, strict=True):
+            assert_same(a, b)
