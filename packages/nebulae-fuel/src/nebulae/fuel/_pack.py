@@ -6,28 +6,35 @@ import collections
 import contextlib
 import itertools
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._image import EncodeSpec, ImageError, encode_image
 from ._procs import ignore_sigint, main_unreachable, mp_context, reap, start_worker
 
 
+class RowError(NamedTuple):
+    """A row that could not be encoded, in place of its result: why (one word) and the full message."""
+
+    reason: str
+    message: str
+
+
 def encode_rows(rows: list[tuple[int, Any]], spec: EncodeSpec) -> list[Any]:
-    """Encode a chunk of rows; a failure comes back as ('error', row_position, message)."""
+    """Encode a chunk of rows; a row that fails comes back as a RowError in its place."""
     out: list[Any] = []
-    for pos, ref in rows:
+    for _, ref in rows:
         try:
             if isinstance(ref, list):
                 out.append([encode_image(p, spec) for p in ref])
             else:
                 out.append(encode_image(ref, spec))
         except ImageError as exc:
-            return [("error", pos, str(exc))]
+            out.append(RowError(exc.reason, str(exc)))
         except Exception as exc:
             # anything else a codec raises must still name the row and file, and must not end the worker (whose
             # death the parent could only report as "a worker died")
             shown = ", ".join(map(str, ref)) if isinstance(ref, list) else str(ref)
-            return [("error", pos, f"{shown!r} could not be processed ({type(exc).__name__}: {exc})")]
+            out.append(RowError("failed", f"{shown!r} could not be processed ({type(exc).__name__}: {exc})"))
     return out
 
 

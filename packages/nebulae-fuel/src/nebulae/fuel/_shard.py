@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._constants import FRAME_KEY, META_KEY, FuelWarning
+from ._constants import FRAME_KEY, KEY_COLUMN, META_KEY, SKIPPED_KEY, FuelWarning
 from ._image import byte2arr
 
 _MEMORY_CACHE_BYTES = 256 << 20
@@ -51,6 +51,7 @@ class Shard:
                     f"{name} is not a readable HDF5 file (truncated or foreign?): {exc}"
                 ) from None
             self.keys = [k for k in self.raw if isinstance(self.raw[k], h5py.Dataset)]
+            self.skipped = int(self.raw.attrs.get(SKIPPED_KEY, 0))
             for key in self.keys:
                 try:
                     attrs = self.raw[key].attrs
@@ -78,11 +79,13 @@ class Shard:
             self.keys = [
                 k
                 for k in files
-                if not k.startswith("__") and not k.endswith(("__offsets", "__frames", "__nframes"))
+                if (k == KEY_COLUMN or not k.startswith("__")) and not k.endswith(("__offsets", "__frames", "__nframes"))
             ]
             self.files = set(files)
+            self.skipped = 0
             if META_KEY in files:
                 meta = json.loads(str(self.npz_array(META_KEY).reshape(-1)[0]))
+                self.skipped = int(meta.get(SKIPPED_KEY, 0))
                 image = meta.get("nebulae_image")
                 if image:
                     self.images[image["column"]] = {"encode": image["encode"], "channel": image["channel"]}
