@@ -228,6 +228,21 @@ def target_of(path: str) -> str:
     return target
 
 
+def prepare_output(dst: str, nshard: int, overwrite: bool) -> tuple[str, list[str], list[str]]:
+    """For a pack into `dst` of `nshard` files: the resolved target, its final file names, and the files of an
+    existing output of that name (a FileExistsError unless `overwrite`); the target's directory is created."""
+    target = target_of(dst)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    family = family_files(target)
+    existing = family.finals
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{(family.files or existing)[0]!r} already exists ({len(existing)} file(s) of this output); pass "
+            "overwrite=True to replace them or choose another dst_path"
+        )
+    return target, shard_names(target, nshard), existing
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

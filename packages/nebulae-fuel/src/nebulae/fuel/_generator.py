@@ -13,15 +13,14 @@ from ._constants import KEY_COLUMN, Quality
 from ._csv import Column, Table, parse_table, safe_path
 from ._files import (
     discard,
-    family_files,
     kind_of,
     new_run_id,
     place_output,
+    prepare_output,
     shard_names,
     shard_record,
     skipped_path,
     spill_name,
-    target_of,
     temp_name,
     write_skipped,
 )
@@ -253,16 +252,7 @@ class FuelGenerator:
         refs = self._resolve_refs(table, s["file_dir"], s["is_seq"], skip) if enc is not None else []
         # every file operation below uses the resolved name, so that relative, `./` and symlinked spellings of one
         # file compare equal; a symlink at dst_path is followed (its target is replaced, the link kept)
-        target = target_of(dst)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        finals = shard_names(target, nshard)
-        family = family_files(target)
-        existing = family.finals
-        if existing and not overwrite:
-            raise FileExistsError(
-                f"{(family.files or existing)[0]!r} already exists ({len(existing)} file(s) of this output); pass overwrite=True "
-                "to replace them or choose another dst_path"
-            )
+        target, finals, existing = prepare_output(dst, nshard, overwrite)
         show = verbose and get_rank() <= 0
         self._run(table, refs, spec, kind, target, finals, existing, nworker, show, s)
         # the paths as the caller spelled them, unless dst_path is a link (then where the data went)

@@ -1,11 +1,12 @@
-"""Parallel, ordered, bounded-memory encoding of image rows in packing worker processes."""
+"""Parallel, ordered, bounded-memory work on packed rows (image encoding, a user's sample function) in worker
+processes."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from ._image import EncodeSpec, ImageError, encode_image
@@ -38,8 +39,22 @@ def encode_rows(rows: list[tuple[int, Any]], spec: EncodeSpec) -> list[Any]:
     return out
 
 
-def _encode_worker(conn: Any, spec: EncodeSpec) -> None:
-    """A packing worker: encode each chunk received on its own pipe and send the results back, in order."""
+def map_samples(rows: list[tuple[int, Any]], fn: Any) -> list[Any]:
+    """`fn` over a chunk of inputs; an input whose call raises comes back as a RowError in its place."""
+    out: list[Any] = []
+    for _, item in rows:
+        try:
+            out.append(fn(item))
+        except Exception as exc:
+            out.append(RowError("failed", f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+Work = Callable[[list[tuple[int, Any]], Any], list[Any]]
+
+
+def _encode_worker(conn: Any, spec: Any, work: Work = encode_rows) -> None:
+    """A packing worker: run `work` on each chunk received on its own pipe and send the results back, in order."""
     ignore_sigint()
     while True:
         try:
@@ -49,13 +64,16 @@ def _encode_worker(conn: Any, spec: EncodeSpec) -> None:
         if chunk is None:
             break
         try:
-            conn.send(encode_rows(chunk, spec))
+            conn.send(work(chunk, spec))
         except OSError:
             break  # the parent is gone (BrokenPipeError): nobody to report to
 
 
 class RowEncoder:
     """Yield encoded rows in order, with `nworker` processes each fed through a pipe of its own.
+
+    `work(chunk, spec)` processes a chunk of (position, input) pairs: `encode_rows` (images, `spec` an EncodeSpec)
+    or `map_samples` (`spec` the user's function).
 
     Not `multiprocessing.Pool`: its workers share one task queue whose lock an idle worker holds while it waits,
     so a worker killed there (the out-of-memory killer) leaves `terminate()` and every other worker blocked
@@ -64,10 +82,11 @@ class RowEncoder:
     worker is a RuntimeError naming it, and stopping never waits on a lock a worker holds.
     """
 
-    def __init__(self, nworker: int, spec: EncodeSpec, chunk: int = 8) -> None:
+    def __init__(self, nworker: int, spec: Any, chunk: int = 8, work: Work = encode_rows) -> None:
         self.nworker = nworker
         self.spec = spec
         self.chunk = chunk
+        self.work = work
         self.procs: list[Any] = []
         self.conns: list[Any] = []
 
@@ -77,7 +96,7 @@ class RowEncoder:
             try:
                 with main_unreachable():
                     for _ in range(self.nworker):
-                        proc, conn = start_worker(ctx, _encode_worker, self.spec)
+                        proc, conn = start_worker(ctx, _encode_worker, self.spec, self.work)
                         self.procs.append(proc)
                         self.conns.append(conn)
             except BaseException:
@@ -111,7 +130,7 @@ class RowEncoder:
         chunks = [[(i, refs[i]) for i in range(a, b)] for a, b in itertools.pairwise(bounds) if b > a]
         if not self.procs:
             for chunk in chunks:
-                yield encode_rows(chunk, self.spec)
+                yield self.work(chunk, self.spec)
             return
         from multiprocessing.connection import wait
 
