@@ -20,6 +20,9 @@ _MEMORY_CACHE_BYTES = 256 << 20
 # read once into memory: h5py costs ~25-40 us per row even in one call per batch, a cached row ~1 us
 VLEN_CACHE_BYTES = 64 << 20
 _vlen_budget = {"used": 0}
+# string columns up to this many rows are read once into a list; a longer one (the `__key__` column of a data set
+# of millions of rows: one Python str per row would cost gigabytes) is read per batch
+STR_CACHE_ROWS = 1 << 20
 _vlen_lock = threading.Lock()
 
 
@@ -211,7 +214,9 @@ class Shard:
             vlen = h5py.check_vlen_dtype(ds.dtype)
             is_str = h5py.check_string_dtype(ds.dtype) is not None or vlen in (str, bytes)
             small = ds.size * max(ds.dtype.itemsize, 1) <= _MEMORY_CACHE_BYTES
-            if is_str:
+            if is_str and ds.shape[0] > STR_CACHE_ROWS:
+                self.cache[key] = ("strings", None)
+            elif is_str:
                 self.cache[key] = ("str", [_as_str(v) for v in ds[()]])
             elif vlen is None and small:
                 self.cache[key] = ("array", ds[()])
@@ -228,6 +233,10 @@ class Shard:
             if borrow:
                 return [values[i] for i in rows]
             return [values[i].copy() for i in rows]  # copies, as h5py's: the cache must stay intact
+        if mode == "strings":
+            uniq, inverse = np.unique(rows, return_inverse=True)
+            block = ds[uniq] if len(uniq) else []
+            return [_as_str(block[j]) for j in inverse]
         if len(rows) == 1:
             got = [ds[int(rows[0])]]
         else:
