@@ -44,4 +44,8 @@ def test_info_of_plain_files_still_lists_every_column(photo_dir, tmp_path):
     summary = info(dst)
     assert summary["rows"] == 20 and summary["max_frames"] == 0
     # the source key column that every pack adds is listed too
-    assert [(c["name"], c["shape"]) for c in summary["columns"]] == [("__key__", [20]), ("image", [20]), ("label", [20])]
+    assert [(c["name"], c["shape"]) for c in summary["columns"]] == [
+        ("__key__", [20]),
+        ("image", [20]),
+        ("label", [20]),
+    ]

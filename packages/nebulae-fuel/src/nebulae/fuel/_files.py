@@ -122,7 +122,11 @@ class Family:
 
     @property
     def finals(self) -> list[str]:
-        return [*([self.manifest] if self.manifest else []), *self.files, *([self.report] if self.report else [])]
+        return [
+            *([self.manifest] if self.manifest else []),
+            *self.files,
+            *([self.report] if self.report else []),
+        ]
 
 
 def family_files(path: str) -> Family:

@@ -352,7 +352,7 @@ class FuelGenerator:
         progress = Progress(n, f"packing {os.path.basename(dst)}", enabled=show)
         try:
             is_seq = s["is_seq"]
-            with RowEncoder(min(nworker, max(1, n // 8)) if spec else 1, spec) as encoder:  # type: ignore[arg-type]
+            with RowEncoder(min(nworker, max(1, n // 8)) if spec else 1, spec) as encoder:
                 for i in range(nshard):
                     a, b = int(bounds[i]), int(bounds[i + 1])
                     cols = part_columns(table.columns, a, b)
@@ -427,10 +427,8 @@ class FuelGenerator:
         row's error when skipping is off."""
         if on_error != "skip":
             raise ValueError(f"row {table.lines[row]} of {os.path.basename(table.path)}: {error.message}")
-        if spec.encode == "RAW":
-            frame = np.zeros((spec.height, spec.width, spec.channel), dtype=np.uint8)
-        else:
-            frame = np.zeros(0, dtype=np.uint8)
+        shape = (spec.height, spec.width, spec.channel) if spec.encode == "RAW" else (0,)
+        frame = np.zeros(shape, dtype=np.uint8)
         ref = table.columns[0].values[row]
         return [frame] * len(ref) if isinstance(ref, list) else frame
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -92,12 +93,13 @@ def schema_of(sample: Any, index: int) -> list[Field]:
 def _check_sample(sample: Any, schema: list[Field], index: int) -> None:
     """Every sample must have the first one's columns, kinds, dtypes and shapes."""
     if not isinstance(sample, dict) or sorted(sample) != [f.name for f in schema]:
-        got = sorted(sample) if isinstance(sample, dict) else type(sample).__name__
+        keys = sorted(sample) if isinstance(sample, dict) else type(sample).__name__
         raise ValueError(
-            f"pack_samples: input {index}: fn returned keys {got}, but input 0 returned "
+            f"pack_samples: input {index}: fn returned keys {keys}, but input 0 returned "
             f"{[f.name for f in schema]}; every sample must have the same keys"
         )
     for want in schema:
+        got: Field | None
         try:
             got = _field(want.name, sample[want.name], index)
         except TypeError:
@@ -158,10 +160,8 @@ class SampleWriter:
         self.file.close()  # flushed to disk by the commit that puts this temp file in place
 
     def abort(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.file.close()
-        except Exception:
-            pass
 
 
 def pack_samples(
@@ -216,7 +216,9 @@ def pack_samples(
         raise ValueError(f"pack_samples writes HDF5: 'dst' must end in .hdf5 or .h5 (got {dst!r})")
     nshard = int_in("shards", shards, 1)
     if nshard > len(items):
-        raise ValueError(f"'shards' must be <= the number of inputs ({len(items)}) so that no shard is empty (got {nshard})")
+        raise ValueError(
+            f"'shards' must be <= the number of inputs ({len(items)}) so that no shard is empty (got {nshard})"
+        )
     if not isinstance(overwrite, bool):
         raise TypeError(f"'overwrite' must be a bool (got {overwrite!r})")
     safe = process_safe(fn)

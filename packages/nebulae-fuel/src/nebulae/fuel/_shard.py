@@ -82,7 +82,8 @@ class Shard:
             self.keys = [
                 k
                 for k in files
-                if (k == KEY_COLUMN or not k.startswith("__")) and not k.endswith(("__offsets", "__frames", "__nframes"))
+                if (k == KEY_COLUMN or not k.startswith("__"))
+                and not k.endswith(("__offsets", "__frames", "__nframes"))
             ]
             self.files = set(files)
             self.skipped = 0
