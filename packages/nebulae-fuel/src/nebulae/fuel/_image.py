@@ -107,7 +107,7 @@ def _as_is(img: Any, path: str, spec: EncodeSpec) -> np.ndarray | None:
     whose EXIF block, if any, is to be kept. Decoding and encoding it again would only lose quality and time. The
     file must end with the JPEG end marker: a truncated file goes through the decoder, which reports it.
     """
-    if not (spec.passthrough and spec.encode == "JPEG" and img.format == "JPEG"):
+    if not (spec.passthrough and spec.encode == "JPEG" and img.format == "JPEG" and isinstance(path, str)):
         return None
     if spec.height and spec.width and img.size != (spec.width, spec.height):
         return None
@@ -128,7 +128,7 @@ def load_pixels(path: str, spec: EncodeSpec, as_is: bool = False) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        if os.path.getsize(path) == 0:
+        if isinstance(path, str) and os.path.getsize(path) == 0:
             raise ImageError(f"{path!r} is empty (0 bytes)", "empty")
     except FileNotFoundError:
         raise ImageError(f"{path!r} does not exist", "missing") from None
