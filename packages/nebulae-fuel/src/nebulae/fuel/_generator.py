@@ -46,7 +46,7 @@ class FuelGenerator:
         delimiter: ',' or '\\t'; None sniffs it from the header.
         quotechar: CSV quote character.
         config: a dict of any of the above plus generation settings (`dst_path, height, width, channel,
-            encode, shards, keep_exif, max_pixels`); mutually exclusive with the other arguments.
+            encode, shards, keep_exif, max_pixels, on_error`); mutually exclusive with the other arguments.
 
     Raises:
         TypeError: `config` together with explicit arguments, or wrong argument types.
@@ -122,7 +122,7 @@ class FuelGenerator:
         Args:
             config: a dict of settings; the same as keyword arguments (giving both raises TypeError).
             **kwargs: any of `file_dir, file_list, dtype, is_seq, delimiter, quotechar, dst_path, height,
-                width, channel, encode, shards, keep_exif, max_pixels`.
+                width, channel, encode, shards, keep_exif, max_pixels, on_error`.
 
         Raises:
             KeyError: an unknown key.
@@ -181,8 +181,13 @@ class FuelGenerator:
             verbose: progress bar and summary on rank <= 0.
             **aliases: `nshard` for `shards`.
 
+        Each data set also gets a `__key__` string column: each row's CSV first cell, to trace a sample to its file.
+        A JPEG source that already is what would be stored (target size and channels, no EXIF to drop, `quality`
+        not FAST) is stored byte for byte instead of being decoded and encoded again.
+
         Returns:
-            The written file paths (a family's manifest `{dst_path}.manifest.json` is not listed).
+            The written file paths (a family's manifest `{dst_path}.manifest.json` and the skip report are not
+            listed).
 
         Raises:
             ValueError: invalid settings, a bad CSV row, an unreadable image.
