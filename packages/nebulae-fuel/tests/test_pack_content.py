@@ -160,7 +160,8 @@ def test_cli_on_error_skip_writes_the_report(mixed_dir, tmp_path, capsys):
     ]
     assert cli(argv) == 0
     assert len(read_report(tmp_path / "c.hdf5.skipped.csv")) == 4
-    capsys.readouterr()
+    err = capsys.readouterr().err  # the progress line and the summary count the skipped rows
+    assert "12/12" in err and "skipped 4" in err and "skipped 4 row(s), listed in c.hdf5.skipped.csv" in err
     assert cli(["info", str(dst)]) == 0
     assert "skipped rows (on_error='skip'): 4" in capsys.readouterr().out
 
