@@ -20,6 +20,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from bench_pack_content import bench_pack_content
 from PIL import Image, ImageEnhance, ImageFilter
 
 from nebulae.fuel import (
@@ -500,7 +501,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="300 photos, no multi-GB memory check")
     parser.add_argument("--dir", default=os.environ.get("NEBULAE_BENCH_DIR", "/tmp/nebulae-bench-fuel"))
-    parser.add_argument("--only", nargs="*", default=["pack", "tank", "raw", "ops"])
+    parser.add_argument("--only", nargs="*", default=["pack", "tank", "raw", "ops", "content"])
     args = parser.parse_args()
     n = 300 if args.quick else 2000
     os.makedirs(args.dir, exist_ok=True)
@@ -520,6 +521,8 @@ def main() -> None:
         bench_raw(photo_dir, out_dir, jpeg, big=not args.quick)
     if "ops" in args.only:
         bench_ops(160 if args.quick else 640)
+    if "content" in args.only:
+        bench_pack_content(args.dir, args.quick, RESULTS)
     with open(os.path.join(args.dir, "results.json"), "w") as fh:
         json.dump(RESULTS, fh, indent=2)
 

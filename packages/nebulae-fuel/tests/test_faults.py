@@ -23,7 +23,7 @@ from PIL import Image
 
 from nebulae.fuel import FuelGenerator, Tank
 from nebulae.fuel._image import EncodeSpec
-from nebulae.fuel._pack import encode_rows
+from nebulae.fuel._pack import RowError, encode_rows
 
 SPEC = {"label": "int64"}
 
@@ -277,4 +277,5 @@ def test_max_pixels_is_validated():
 def test_an_unexpected_codec_error_comes_back_as_the_rows_error_not_a_dead_worker():
     spec = EncodeSpec("PNG", 8, 8, 3, False)
     out = encode_rows([(0, 12345)], spec)  # not a path: Pillow fails in a way that is no image error
-    assert out[0][0] == "error" and out[0][1] == 0 and "12345" in out[0][2]
+    # a failed row comes back in its place as a RowError (reason, message), so that on_error='skip' can go on
+    assert isinstance(out[0], RowError) and out[0].reason == "failed" and "12345" in out[0].message

@@ -70,10 +70,11 @@ def test_hdf5_layout_attributes_and_png_round_trip(photo_dir, tmp_path):
     written = fg.generate(str(out), 24, 32, encode="PNG", nworker=1, verbose=False)
     assert written == [str(out)]
     with h5py.File(out) as f:
-        assert list(f.keys()) == ["image", "label"]
+        # every pack also keeps each row's source key (the CSV's first cell) in the `__key__` column
+        assert list(f.keys()) == ["__key__", "image", "label"]
         assert f["image"].dtype == h5py.vlen_dtype(np.uint8)
         assert f["image"].attrs["nebulae_encode"] == "PNG"
-        assert json.loads(f.attrs["nebulae_columns"]) == ["image", "label"]
+        assert json.loads(f.attrs["nebulae_columns"]) == ["image", "label", "__key__"]
         assert f["label"][:].tolist() == [i % 5 for i in range(20)]
         img = byte2arr(f["image"][3])
     src = np.asarray(

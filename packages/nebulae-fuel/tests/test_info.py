@@ -27,7 +27,7 @@ def test_info_describes_sequence_files_and_families(seq_dir, tmp_path, encode, s
     assert summary["rows"] == 6 and summary["shards"] == shards and summary["max_frames"] == 7
     columns = {c["name"]: c for c in summary["columns"]}
     # the frame count scalar and per-row frame counts are bookkeeping, not columns
-    assert sorted(columns) == ["label", "video"]
+    assert sorted(columns) == ["__key__", "label", "video"]  # plus the source key column of every pack
     assert columns["label"]["shape"] == [6]
     assert columns["video"]["encode"] == encode
     video_shape = [6, 7, 12, 16, 3] if encode == "RAW" else [6, 7]
@@ -43,4 +43,9 @@ def test_info_of_plain_files_still_lists_every_column(photo_dir, tmp_path):
     FuelGenerator(str(photo_dir), "labels.csv", ["int64"]).generate(dst, 8, 8, nworker=1, verbose=False)
     summary = info(dst)
     assert summary["rows"] == 20 and summary["max_frames"] == 0
-    assert [(c["name"], c["shape"]) for c in summary["columns"]] == [("image", [20]), ("label", [20])]
+    # the source key column that every pack adds is listed too
+    assert [(c["name"], c["shape"]) for c in summary["columns"]] == [
+        ("__key__", [20]),
+        ("image", [20]),
+        ("label", [20]),
+    ]

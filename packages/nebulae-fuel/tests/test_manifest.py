@@ -35,7 +35,8 @@ def test_a_family_gets_one_run_id_and_a_manifest_of_its_shards(photo_dir, tmp_pa
     with open(tmp_path / f"t.{suffix}.manifest.json") as fh:
         manifest = json.load(fh)
     assert manifest["format"] == "nebulae-fuel-manifest" and manifest["version"] == 1
-    assert manifest["columns"] == ["image", "label"] and manifest["dtypes"][1] == "int64"
+    # the source key column that every pack adds comes last
+    assert manifest["columns"] == ["image", "label", "__key__"] and manifest["dtypes"][1] == "int64"
     assert manifest["rows"] == 20 and [s["rows"] for s in manifest["shards"]] == [7, 7, 6]
     for path, entry in zip(written, manifest["shards"], strict=True):
         assert entry["file"] == os.path.basename(path)

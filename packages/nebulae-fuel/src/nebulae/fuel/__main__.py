@@ -87,6 +87,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=[q.name for q in Quality],
         help="preset overriding --encode (default: none, --encode decides)",
     )
+    pack.add_argument(
+        "--on-error",
+        default=None,
+        choices=("raise", "skip"),
+        help="skip: leave unusable image files out and list them in DST.skipped.csv (default: raise)",
+    )
     pack.add_argument("--overwrite", action="store_true", help="replace an existing output (default: refuse)")
     pack.add_argument("--nworker", type=int, default=None, help="encoding processes (default: all cores)")
     pack.add_argument(
@@ -133,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             args.keep_exif,
             quality=Quality[args.quality] if args.quality else None,
             max_pixels=args.max_pixels,
+            on_error=args.on_error,
             overwrite=args.overwrite,
             nworker=args.nworker,
             verbose=not args.quiet,

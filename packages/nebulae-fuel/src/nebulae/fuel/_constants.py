@@ -25,6 +25,11 @@ VALID_DTYPE = [
 # Suffixes reserved for the NPZ and RAW layouts; header names may not use them.
 RESERVED_SUFFIXES = ("__offsets", "__frames", "__nframes")
 META_KEY = "__nebulae__"
+# the column every packed data set gets: each row's source key (the CSV's first cell), so that a sample can be traced
+# back to its file; CSV headers may not start with '__', so it never clashes with a user column
+KEY_COLUMN = "__key__"
+# the metadata entry counting the rows that on_error='skip' left out of a file (absent: none)
+SKIPPED_KEY = "nebulae_skipped"
 HDF5_SUFFIXES = (".hdf5", ".h5")
 NPZ_SUFFIXES = (".npz",)
 

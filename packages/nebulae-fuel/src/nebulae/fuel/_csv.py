@@ -107,6 +107,7 @@ class Table:
     path: str
     columns: list[Column]
     lines: list[int]
+    keys: list[str] = field(default_factory=list)  # each row's first cell as written (its source key)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -169,6 +170,7 @@ def parse_table(
     header: list[str] | None = None
     columns: list[Column] = []
     lines: list[int] = []
+    keys: list[str] = []
     try:
         for cells in reader:
             line = reader.line_num
@@ -198,11 +200,12 @@ def parse_table(
                 except ValueError as exc:
                     raise ValueError(f"row {line} of {source}, column {col.name!r}: {exc}") from None
             lines.append(line)
+            keys.append(cells[0])
     except csv.Error as exc:
         raise ValueError(f"row {reader.line_num} of {source}: malformed CSV ({exc})") from None
     if header is None:
         raise ValueError(f"{source} is empty: expected a header row such as 'image,label'")
-    return Table(path, columns, lines)
+    return Table(path, columns, lines, keys)
 
 
 def _parse_cell(col: Column, cell: str, is_seq: bool) -> Any:

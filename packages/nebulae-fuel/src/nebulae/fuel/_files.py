@@ -18,6 +18,8 @@ from ._constants import HDF5_SUFFIXES, META_KEY, NPZ_SUFFIXES
 
 RUN_KEY = "nebulae_run"
 MANIFEST_SUFFIX = ".manifest.json"
+SKIPPED_SUFFIX = ".skipped.csv"
+SKIPPED_HEADER = ("row", "file", "reason", "message")
 MANIFEST_FORMAT = "nebulae-fuel-manifest"
 MANIFEST_VERSION = 1
 _RERUN = "rerun generate(..., overwrite=True) to write the data set again"
@@ -64,6 +66,22 @@ def manifest_path(path: str) -> str:
     return path + MANIFEST_SUFFIX
 
 
+def skipped_path(path: str) -> str:
+    """The report of the rows that `on_error='skip'` left out of the data set named `path`."""
+    return path + SKIPPED_SUFFIX
+
+
+def write_skipped(tmp: str, entries: list[tuple[int, str, str, str]]) -> None:
+    """The skip report's CSV (row, file, reason, message per left-out row, in row order) into the temp file `tmp`;
+    it is committed with the data set it describes."""
+    import csv
+
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(SKIPPED_HEADER)
+        out.writerows(entries)
+
+
 def temp_name(final: str) -> str:
     """This process's temp file for `final`: same directory (so the rename is atomic), pid in the name (so a later
     run knows whether its writer is still alive)."""
@@ -81,11 +99,13 @@ def same_path(a: str, b: str) -> bool:
 
 
 def family_pattern(path: str) -> re.Pattern[str]:
-    """Names of `path`, its shards, its manifest, and their temp files (a `.blob` is an NPZ writer's spill)."""
+    """Names of `path`, its shards, its manifest, its skip report, and their temp files (a `.blob` is an NPZ writer's
+    spill, or a file rewritten without its skipped rows)."""
     base = os.path.basename(path)
     stem, suffix = os.path.splitext(base)
     return re.compile(
-        rf"^(?P<final>{re.escape(base)}(?P<manifest>{re.escape(MANIFEST_SUFFIX)})?"
+        rf"^(?P<final>{re.escape(base)}(?:(?P<manifest>{re.escape(MANIFEST_SUFFIX)})"
+        rf"|(?P<report>{re.escape(SKIPPED_SUFFIX)}))?"
         rf"|{re.escape(stem)}_\d+{re.escape(suffix)})"
         rf"(?:\.tmp-(?P<pid>\d+)(?:\.blob)?)?$"
     )
@@ -98,10 +118,15 @@ class Family:
     files: list[str] = field(default_factory=list)  # the single file and shards, sorted by name
     manifest: str | None = None
     temps: list[tuple[str, int]] = field(default_factory=list)  # (temp file, writer pid)
+    report: str | None = None  # the skip report
 
     @property
     def finals(self) -> list[str]:
-        return [*([self.manifest] if self.manifest else []), *self.files]
+        return [
+            *([self.manifest] if self.manifest else []),
+            *self.files,
+            *([self.report] if self.report else []),
+        ]
 
 
 def family_files(path: str) -> Family:
@@ -122,6 +147,8 @@ def family_files(path: str) -> Family:
             found.temps.append((full, int(m.group("pid"))))
         elif m.group("manifest"):
             found.manifest = full
+        elif m.group("report"):
+            found.report = full
         else:
             found.files.append(full)
     return found
@@ -205,6 +232,21 @@ def target_of(path: str) -> str:
     return target
 
 
+def prepare_output(dst: str, nshard: int, overwrite: bool) -> tuple[str, list[str], list[str]]:
+    """For a pack into `dst` of `nshard` files: the resolved target, its final file names, and the files of an
+    existing output of that name (a FileExistsError unless `overwrite`); the target's directory is created."""
+    target = target_of(dst)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    family = family_files(target)
+    existing = family.finals
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{(family.files or existing)[0]!r} already exists ({len(existing)} file(s) of this output); pass "
+            "overwrite=True to replace them or choose another dst_path"
+        )
+    return target, shard_names(target, nshard), existing
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -269,13 +311,15 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def shard_record(tmp: str, final: str, rows: int) -> dict[str, Any]:
-    """A manifest entry for the finished temp file `tmp` that will be placed at `final`."""
+def shard_record(tmp: str, final: str, rows: int, skipped: int = 0) -> dict[str, Any]:
+    """A manifest entry for the finished temp file `tmp` that will be placed at `final`; `skipped` counts the rows of
+    its share that on_error='skip' left out."""
     return {
         "file": os.path.basename(final),
         "rows": rows,
         "bytes": os.path.getsize(tmp),
         "sha256": sha256_file(tmp),
+        "skipped": skipped,
     }
 
 
@@ -290,6 +334,7 @@ def write_manifest(
         "columns": columns,
         "dtypes": dtypes,
         "rows": sum(int(s["rows"]) for s in shards),
+        "skipped": sum(int(s.get("skipped", 0)) for s in shards),
         "shards": shards,
     }
     final = manifest_path(path)

@@ -8,22 +8,24 @@ from typing import Any
 
 import numpy as np
 
-from ._constants import Quality
-from ._csv import Table, parse_table, safe_path
+from ._compact import drop_rows
+from ._constants import KEY_COLUMN, Quality
+from ._csv import Column, Table, parse_table, safe_path
 from ._files import (
     discard,
-    family_files,
     kind_of,
     new_run_id,
     place_output,
+    prepare_output,
     shard_names,
     shard_record,
+    skipped_path,
     spill_name,
-    target_of,
     temp_name,
+    write_skipped,
 )
 from ._image import EncodeSpec
-from ._pack import RowEncoder
+from ._pack import RowEncoder, RowError
 from ._procs import start_forkserver
 from ._progress import Progress
 from ._rank import get_rank
@@ -44,7 +46,7 @@ class FuelGenerator:
         delimiter: ',' or '\\t'; None sniffs it from the header.
         quotechar: CSV quote character.
         config: a dict of any of the above plus generation settings (`dst_path, height, width, channel,
-            encode, shards, keep_exif, max_pixels`); mutually exclusive with the other arguments.
+            encode, shards, keep_exif, max_pixels, on_error`); mutually exclusive with the other arguments.
 
     Raises:
         TypeError: `config` together with explicit arguments, or wrong argument types.
@@ -120,7 +122,7 @@ class FuelGenerator:
         Args:
             config: a dict of settings; the same as keyword arguments (giving both raises TypeError).
             **kwargs: any of `file_dir, file_list, dtype, is_seq, delimiter, quotechar, dst_path, height,
-                width, channel, encode, shards, keep_exif, max_pixels`.
+                width, channel, encode, shards, keep_exif, max_pixels, on_error`.
 
         Raises:
             KeyError: an unknown key.
@@ -149,6 +151,7 @@ class FuelGenerator:
         *,
         quality: int | None = None,
         max_pixels: int | None = None,
+        on_error: str | None = None,
         overwrite: bool = False,
         nworker: int | None = None,
         verbose: bool = True,
@@ -168,14 +171,23 @@ class FuelGenerator:
             max_pixels: the most pixels (width x height) a source image may have; a larger one (e.g. a
                 decompression bomb: a small file that decodes to gigabytes) is a ValueError naming its CSV row.
                 None: the stored setting, else Pillow's limit `PIL.Image.MAX_IMAGE_PIXELS`.
+            on_error: 'raise' (default) stops at the first unusable image file; 'skip' leaves such rows out (missing,
+                empty, truncated or foreign files, decompression bombs) and lists them, in row order, in the report
+                `{dst_path}.skipped.csv` (row, file, reason, message). Shards keep the rows they were given before
+                skipping, less the skipped ones. None: the stored setting.
             overwrite: replace an existing output (a file, or a shard family and its manifest); the old data
                 stays readable until the new files are complete.
             nworker: encoding processes; None uses every core, 1 the calling process.
             verbose: progress bar and summary on rank <= 0.
             **aliases: `nshard` for `shards`.
 
+        Each data set also gets a `__key__` string column: each row's CSV first cell, to trace a sample to its file.
+        A JPEG source that already is what would be stored (target size and channels, no EXIF to drop, `quality`
+        not FAST) is stored byte for byte instead of being decoded and encoded again.
+
         Returns:
-            The written file paths (a family's manifest `{dst_path}.manifest.json` is not listed).
+            The written file paths (a family's manifest `{dst_path}.manifest.json` and the skip report are not
+            listed).
 
         Raises:
             ValueError: invalid settings, a bad CSV row, an unreadable image.
@@ -200,6 +212,7 @@ class FuelGenerator:
             "shards": shards,
             "keep_exif": keep_exif,
             "max_pixels": max_pixels,
+            "on_error": on_error,
         }
         s = dict(self._settings)
         for key, value in given.items():
@@ -234,24 +247,17 @@ class FuelGenerator:
         n = len(table)
         if n == 0:
             raise ValueError(f"{os.path.basename(csv_path)} lists no rows: nothing to pack")
+        table.columns.append(Column(KEY_COLUMN, "str", "str", False, values=table.keys))
         nshard = s["shards"]
         if nshard > n:
             raise ValueError(
                 f"'shards' must be <= the number of rows ({n}) so that no shard is empty (got {nshard})"
             )
-        refs = self._resolve_refs(table, s["file_dir"], s["is_seq"]) if enc is not None else []
+        skip = s["on_error"] == "skip"
+        refs = self._resolve_refs(table, s["file_dir"], s["is_seq"], skip) if enc is not None else []
         # every file operation below uses the resolved name, so that relative, `./` and symlinked spellings of one
         # file compare equal; a symlink at dst_path is followed (its target is replaced, the link kept)
-        target = target_of(dst)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        finals = shard_names(target, nshard)
-        family = family_files(target)
-        existing = family.finals
-        if existing and not overwrite:
-            raise FileExistsError(
-                f"{(family.files or existing)[0]!r} already exists ({len(existing)} file(s) of this output); pass overwrite=True "
-                "to replace them or choose another dst_path"
-            )
+        target, finals, existing = prepare_output(dst, nshard, overwrite)
         show = verbose and get_rank() <= 0
         self._run(table, refs, spec, kind, target, finals, existing, nworker, show, s)
         # the paths as the caller spelled them, unless dst_path is a link (then where the data went)
@@ -282,7 +288,12 @@ class FuelGenerator:
             from PIL import Image
 
             max_pixels = Image.MAX_IMAGE_PIXELS  # read, never set: it is process-wide
-        spec = EncodeSpec(enc, h, w, s["channel"], s["keep_exif"], jpeg_q, png_level, bilinear, max_pixels)
+        # FAST asks for quality 75 (smaller files): its JPEGs are always encoded; otherwise a source that already is
+        # the target JPEG is stored as it is
+        passthrough = quality is None or Quality(quality) != Quality.FAST
+        spec = EncodeSpec(
+            enc, h, w, s["channel"], s["keep_exif"], jpeg_q, png_level, bilinear, max_pixels, passthrough
+        )
         return spec, enc
 
     @staticmethod
@@ -292,7 +303,7 @@ class FuelGenerator:
         return int_in("nworker", nworker, 1, expected="None or an int >= 1")
 
     @staticmethod
-    def _resolve_refs(table: Table, file_dir: str, is_seq: bool) -> list[Any]:
+    def _resolve_refs(table: Table, file_dir: str, is_seq: bool, missing_ok: bool) -> list[Any]:
         source = os.path.basename(table.path)
         refs: list[Any] = []
         missing: list[str] = []
@@ -307,7 +318,7 @@ class FuelGenerator:
                     raise ValueError(
                         f"row {line} of {source}: {exc}; entries must stay inside file_dir"
                     ) from None
-                if not os.path.isfile(path):
+                if not missing_ok and not os.path.isfile(path):
                     missing.append(f"row {line}: {item}")
                 full.append(path)
             refs.append(full if is_seq else full[0])
@@ -336,7 +347,9 @@ class FuelGenerator:
         nshard = len(finals)
         bounds = np.cumsum([0] + [len(p) for p in np.array_split(np.arange(n), nshard)])
         temps = [temp_name(f) for f in finals]
+        report = skipped_path(dst)
         run = new_run_id()
+        skipped: list[tuple[int, str, str, str]] = []
         records: list[dict[str, Any]] = []
         placed: list[str] = []
         writers: list[Any] = []
@@ -344,7 +357,7 @@ class FuelGenerator:
         progress = Progress(n, f"packing {os.path.basename(dst)}", enabled=show)
         try:
             is_seq = s["is_seq"]
-            with RowEncoder(min(nworker, max(1, n // 8)) if spec else 1, spec) as encoder:  # type: ignore[arg-type]
+            with RowEncoder(min(nworker, max(1, n // 8)) if spec else 1, spec) as encoder:
                 for i in range(nshard):
                     a, b = int(bounds[i]), int(bounds[i + 1])
                     cols = part_columns(table.columns, a, b)
@@ -357,13 +370,16 @@ class FuelGenerator:
                     meta = file_meta(cols, is_seq, i if nshard > 1 else -1, nshard, n, run)
                     writer = make_writer(temps[i], kind, cols, layout, meta)
                     writers.append(writer)
+                    keep = np.ones(b - a, dtype=bool)
                     if spec is not None:
                         pos = 0
                         for results in encoder.run(refs[a:b]):
-                            if results and isinstance(results[0], tuple) and results[0][0] == "error":
-                                _, rel, message = results[0]
-                                line = table.lines[a + rel]
-                                raise ValueError(f"row {line} of {os.path.basename(table.path)}: {message}")
+                            for k, item in enumerate(results):
+                                if isinstance(item, RowError):
+                                    results[k] = self._left_out(item, table, a + pos + k, spec, s["on_error"])
+                                    keep[pos + k] = False
+                                    skipped.append((table.lines[a + pos + k], table.keys[a + pos + k], *item))
+                                    progress.skipped += 1
                             self._check_shapes(results, spec, table.lines, a + pos, table.path)
                             writer.write_images(pos, results)
                             pos += len(results)
@@ -372,8 +388,19 @@ class FuelGenerator:
                     else:
                         progress.update(b - a)
                     writer.finish()
+                    if not keep.all():
+                        drop_rows(temps[i], kind, keep)
                     if nshard > 1:
-                        records.append(shard_record(temps[i], finals[i], b - a))
+                        records.append(shard_record(temps[i], finals[i], int(keep.sum()), int((~keep).sum())))
+            if len(skipped) == n:
+                raise ValueError(
+                    f"every row of {os.path.basename(table.path)} was skipped (on_error='skip'), e.g. row "
+                    f"{skipped[0][0]}: {skipped[0][3]}; nothing to pack"
+                )
+            if skipped:
+                # committed with the data set it describes (before a family's manifest, before a single file)
+                write_skipped(temp_name(report), skipped)
+                temps, finals = [temp_name(report), *temps], [report, *finals]
             check_terminated()
             # a signal now would leave a half-placed output: it is acted on after the commit
             with signals_deferred():
@@ -391,12 +418,24 @@ class FuelGenerator:
         finally:
             if handlers is not None:
                 restore_handlers(handlers)
+        left_out = f"; skipped {len(skipped)} row(s), listed in {os.path.basename(report)}" if skipped else ""
         progress.close(
-            f"wrote {', '.join(os.path.basename(f) for f in finals)} in {time.perf_counter() - start:.1f} s"
+            f"wrote {', '.join(os.path.basename(f) for f in finals)} in {time.perf_counter() - start:.1f} s{left_out}"
             if show
             else None
         )
         return finals
+
+    @staticmethod
+    def _left_out(error: RowError, table: Table, row: int, spec: EncodeSpec, on_error: str) -> Any:
+        """What the writer gets in place of a row that failed: a stand-in that the file's rewrite drops again, or the
+        row's error when skipping is off."""
+        if on_error != "skip":
+            raise ValueError(f"row {table.lines[row]} of {os.path.basename(table.path)}: {error.message}")
+        shape = (spec.height, spec.width, spec.channel) if spec.encode == "RAW" else (0,)
+        frame = np.zeros(shape, dtype=np.uint8)
+        ref = table.columns[0].values[row]
+        return [frame] * len(ref) if isinstance(ref, list) else frame
 
     @staticmethod
     def _check_shapes(results: list[Any], spec: EncodeSpec, lines: list[int], first: int, path: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,16 +84,54 @@ class EncodeSpec:
     png_level: int = 1
     bilinear: bool = False
     max_pixels: int | None = None  # None: no cap of fuel's own (Pillow's limit still applies)
+    # a JPEG source that already is what would be stored is kept byte for byte (see `_as_is`); off for presets that
+    # ask for a particular JPEG quality
+    passthrough: bool = True
 
 
 class ImageError(ValueError):
-    """A source image could not be read or processed."""
+    """A source image could not be read or processed; `reason` says why in one word (for the skip report)."""
+
+    def __init__(self, message: str, reason: str = "unreadable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
-def load_pixels(path: str, spec: EncodeSpec) -> Any:
-    """Open, convert and resize one image; return (PIL image, exif bytes or None)."""
+_JPEG_END = b"\xff\xd9"
+
+
+def _as_is(img: Any, path: str, spec: EncodeSpec) -> np.ndarray | None:
+    """The source file's bytes when they can be stored unchanged, else None.
+
+    That is a JPEG target and a JPEG source of the target size (or any size when sizes are kept) and channel count
+    whose EXIF block, if any, is to be kept. Decoding and encoding it again would only lose quality and time. The
+    file must end with the JPEG end marker: a truncated file goes through the decoder, which reports it.
+    """
+    if not (spec.passthrough and spec.encode == "JPEG" and img.format == "JPEG" and isinstance(path, str)):
+        return None
+    if spec.height and spec.width and img.size != (spec.width, spec.height):
+        return None
+    if img.mode != ("RGB" if spec.channel == 3 else "L") or (img.info.get("exif") and not spec.keep_exif):
+        return None
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if data.rstrip(b"\x00\r\n ")[-2:] != _JPEG_END:
+        return None
+    return np.frombuffer(data, dtype=np.uint8).copy()
+
+
+def load_pixels(path: str, spec: EncodeSpec, as_is: bool = False) -> Any:
+    """Open, convert and resize one image; return (PIL image, exif bytes or None).
+
+    With `as_is`, a source that can be stored unchanged comes back as (None, its bytes) instead.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    try:
+        if isinstance(path, str) and os.path.getsize(path) == 0:
+            raise ImageError(f"{path!r} is empty (0 bytes)", "empty")
+    except FileNotFoundError:
+        raise ImageError(f"{path!r} does not exist", "missing") from None
     try:
         img: Any = Image.open(path)  # reads the header only: the size is known before any pixel is decoded
         if spec.max_pixels is not None and img.size[0] * img.size[1] > spec.max_pixels:
@@ -100,8 +139,14 @@ def load_pixels(path: str, spec: EncodeSpec) -> Any:
             img.close()
             raise ImageError(
                 f"{path!r} is {w}x{h} = {w * h} pixels, more than max_pixels={spec.max_pixels} (a decompression "
-                "bomb?); pass a larger max_pixels to generate() if the image is genuine"
+                "bomb?); pass a larger max_pixels to generate() if the image is genuine",
+                "too large",
             )
+        if as_is:
+            stored = _as_is(img, path, spec)
+            if stored is not None:
+                img.close()
+                return None, stored
         if spec.encode == "JPEG" and img.format == "JPEG" and spec.height and spec.width:
             # draft() lets libjpeg downscale by 2^k in the DCT while keeping at least the target size; the LANCZOS
             # resize then starts from fewer pixels (visually the same result, much less work)
@@ -114,7 +159,8 @@ def load_pixels(path: str, spec: EncodeSpec) -> Any:
         # Pillow's own limit (its warning becomes an error under `-W error`); fuel never changes that global
         raise ImageError(
             f"{path!r} is larger than Pillow's limit PIL.Image.MAX_IMAGE_PIXELS ({exc}); raise that limit in your "
-            "program if the image is genuine"
+            "program if the image is genuine",
+            "too large",
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{path!r} is not a readable image ({exc})") from None
@@ -126,7 +172,9 @@ def load_pixels(path: str, spec: EncodeSpec) -> Any:
 
 def encode_image(path: str, spec: EncodeSpec) -> np.ndarray:
     """Process one source image into the stored element (encoded bytes, or HxWxC pixels for RAW)."""
-    img, exif = load_pixels(path, spec)
+    img, exif = load_pixels(path, spec, as_is=True)
+    if img is None:
+        return exif  # the source's own bytes
     if spec.encode == "RAW":
         arr = np.asarray(img)
         return arr[:, :, None] if arr.ndim == 2 else arr

@@ -59,6 +59,7 @@ def info(data_path: Any) -> dict[str, Any]:
             "format": kind,
             "shards": len(paths),
             "rows": rows,
+            "skipped": sum(s.skipped for s in source.shards),
             "max_frames": max_frames,
             "columns": columns,
             "sizes": sizes,
@@ -73,6 +74,8 @@ def format_info(summary: dict[str, Any]) -> str:
         f"{summary['path']}: {summary['format'].upper()}, {summary['shards']} file(s), {summary['rows']} rows, "
         f"{summary['total_bytes'] / 1e6:.1f} MB"
     ]
+    if summary.get("skipped"):
+        lines.append(f"  skipped rows (on_error='skip'): {summary['skipped']}")
     if summary["max_frames"]:
         lines.append(f"  max frames: {summary['max_frames']}")
     for col in summary["columns"]:

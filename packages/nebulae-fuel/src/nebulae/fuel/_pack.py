@@ -1,38 +1,60 @@
-"""Parallel, ordered, bounded-memory encoding of image rows in packing worker processes."""
+"""Parallel, ordered, bounded-memory work on packed rows (image encoding, a user's sample function) in worker
+processes."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
 import itertools
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 from ._image import EncodeSpec, ImageError, encode_image
 from ._procs import ignore_sigint, main_unreachable, mp_context, reap, start_worker
 
 
+class RowError(NamedTuple):
+    """A row that could not be encoded, in place of its result: why (one word) and the full message."""
+
+    reason: str
+    message: str
+
+
 def encode_rows(rows: list[tuple[int, Any]], spec: EncodeSpec) -> list[Any]:
-    """Encode a chunk of rows; a failure comes back as ('error', row_position, message)."""
+    """Encode a chunk of rows; a row that fails comes back as a RowError in its place."""
     out: list[Any] = []
-    for pos, ref in rows:
+    for _, ref in rows:
         try:
             if isinstance(ref, list):
                 out.append([encode_image(p, spec) for p in ref])
             else:
                 out.append(encode_image(ref, spec))
         except ImageError as exc:
-            return [("error", pos, str(exc))]
+            out.append(RowError(exc.reason, str(exc)))
         except Exception as exc:
             # anything else a codec raises must still name the row and file, and must not end the worker (whose
             # death the parent could only report as "a worker died")
             shown = ", ".join(map(str, ref)) if isinstance(ref, list) else str(ref)
-            return [("error", pos, f"{shown!r} could not be processed ({type(exc).__name__}: {exc})")]
+            out.append(RowError("failed", f"{shown!r} could not be processed ({type(exc).__name__}: {exc})"))
     return out
 
 
-def _encode_worker(conn: Any, spec: EncodeSpec) -> None:
-    """A packing worker: encode each chunk received on its own pipe and send the results back, in order."""
+def map_samples(rows: list[tuple[int, Any]], fn: Any) -> list[Any]:
+    """`fn` over a chunk of inputs; an input whose call raises comes back as a RowError in its place."""
+    out: list[Any] = []
+    for _, item in rows:
+        try:
+            out.append(fn(item))
+        except Exception as exc:
+            out.append(RowError("failed", f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+Work = Callable[[list[tuple[int, Any]], Any], list[Any]]
+
+
+def _encode_worker(conn: Any, spec: Any, work: Work = encode_rows) -> None:
+    """A packing worker: run `work` on each chunk received on its own pipe and send the results back, in order."""
     ignore_sigint()
     while True:
         try:
@@ -42,13 +64,16 @@ def _encode_worker(conn: Any, spec: EncodeSpec) -> None:
         if chunk is None:
             break
         try:
-            conn.send(encode_rows(chunk, spec))
+            conn.send(work(chunk, spec))
         except OSError:
             break  # the parent is gone (BrokenPipeError): nobody to report to
 
 
 class RowEncoder:
     """Yield encoded rows in order, with `nworker` processes each fed through a pipe of its own.
+
+    `work(chunk, spec)` processes a chunk of (position, input) pairs: `encode_rows` (images, `spec` an EncodeSpec)
+    or `map_samples` (`spec` the user's function).
 
     Not `multiprocessing.Pool`: its workers share one task queue whose lock an idle worker holds while it waits,
     so a worker killed there (the out-of-memory killer) leaves `terminate()` and every other worker blocked
@@ -57,10 +82,11 @@ class RowEncoder:
     worker is a RuntimeError naming it, and stopping never waits on a lock a worker holds.
     """
 
-    def __init__(self, nworker: int, spec: EncodeSpec, chunk: int = 8) -> None:
+    def __init__(self, nworker: int, spec: Any, chunk: int = 8, work: Work = encode_rows) -> None:
         self.nworker = nworker
         self.spec = spec
         self.chunk = chunk
+        self.work = work
         self.procs: list[Any] = []
         self.conns: list[Any] = []
 
@@ -70,7 +96,7 @@ class RowEncoder:
             try:
                 with main_unreachable():
                     for _ in range(self.nworker):
-                        proc, conn = start_worker(ctx, _encode_worker, self.spec)
+                        proc, conn = start_worker(ctx, _encode_worker, self.spec, self.work)
                         self.procs.append(proc)
                         self.conns.append(conn)
             except BaseException:
@@ -104,7 +130,7 @@ class RowEncoder:
         chunks = [[(i, refs[i]) for i in range(a, b)] for a, b in itertools.pairwise(bounds) if b > a]
         if not self.procs:
             for chunk in chunks:
-                yield encode_rows(chunk, self.spec)
+                yield self.work(chunk, self.spec)
             return
         from multiprocessing.connection import wait
 

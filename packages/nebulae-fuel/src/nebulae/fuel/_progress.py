@@ -16,6 +16,7 @@ class Progress:
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self.count = 0
+        self.skipped = 0  # rows left out (on_error='skip'), shown once there are any
         self.start = time.perf_counter()
         self._last = 0.0
         self._drawn = -1
@@ -40,6 +41,8 @@ class Progress:
         bar = "#" * int(frac * 24)
         eta = f"{left:5.0f}s" if left != float("inf") else "    ?"
         line = f"{self.label} {self.count}/{self.total} [{bar:<24}] {rate:8.1f}/s ETA {eta}"
+        if self.skipped:
+            line += f" skipped {self.skipped}"
         self.stream.write(("\r" + line) if self._tty else (line + "\n"))
         self.stream.flush()
 

@@ -25,7 +25,9 @@ DEFAULTS: dict[str, Any] = {
     "shards": 1,
     "keep_exif": True,
     "max_pixels": None,
+    "on_error": "raise",
 }
+ON_ERROR = ("raise", "skip")
 _ENCODES = {"JPEG": "JPEG", "JPG": "JPEG", "PNG": "PNG", "RAW": "RAW"}
 
 
@@ -71,6 +73,13 @@ def check_setting(key: str, value: Any) -> Any:
                 f"'max_pixels' must be >= 1 (got {value}); None uses Pillow's limit PIL.Image.MAX_IMAGE_PIXELS"
             )
         return int(value)
+    if key == "on_error":
+        if value not in ON_ERROR:
+            raise ValueError(
+                f"'on_error' must be 'raise' (stop at the first bad file) or 'skip' (leave bad files out and list "
+                f"them in a report) (got {value!r})"
+            )
+        return value
     if key == "encode":
         if value is None or value == "":
             return None

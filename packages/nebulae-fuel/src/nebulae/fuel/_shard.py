@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ._constants import FRAME_KEY, META_KEY, FuelWarning
+from ._constants import FRAME_KEY, KEY_COLUMN, META_KEY, SKIPPED_KEY, FuelWarning
 from ._image import byte2arr
 
 _MEMORY_CACHE_BYTES = 256 << 20
@@ -20,6 +20,9 @@ _MEMORY_CACHE_BYTES = 256 << 20
 # read once into memory: h5py costs ~25-40 us per row even in one call per batch, a cached row ~1 us
 VLEN_CACHE_BYTES = 64 << 20
 _vlen_budget = {"used": 0}
+# string columns up to this many rows are read once into a list; a longer one (the `__key__` column of a data set
+# of millions of rows: one Python str per row would cost gigabytes) is read per batch
+STR_CACHE_ROWS = 1 << 20
 _vlen_lock = threading.Lock()
 
 
@@ -51,6 +54,7 @@ class Shard:
                     f"{name} is not a readable HDF5 file (truncated or foreign?): {exc}"
                 ) from None
             self.keys = [k for k in self.raw if isinstance(self.raw[k], h5py.Dataset)]
+            self.skipped = int(self.raw.attrs.get(SKIPPED_KEY, 0))
             for key in self.keys:
                 try:
                     attrs = self.raw[key].attrs
@@ -78,11 +82,14 @@ class Shard:
             self.keys = [
                 k
                 for k in files
-                if not k.startswith("__") and not k.endswith(("__offsets", "__frames", "__nframes"))
+                if (k == KEY_COLUMN or not k.startswith("__"))
+                and not k.endswith(("__offsets", "__frames", "__nframes"))
             ]
             self.files = set(files)
+            self.skipped = 0
             if META_KEY in files:
                 meta = json.loads(str(self.npz_array(META_KEY).reshape(-1)[0]))
+                self.skipped = int(meta.get(SKIPPED_KEY, 0))
                 image = meta.get("nebulae_image")
                 if image:
                     self.images[image["column"]] = {"encode": image["encode"], "channel": image["channel"]}
@@ -208,7 +215,9 @@ class Shard:
             vlen = h5py.check_vlen_dtype(ds.dtype)
             is_str = h5py.check_string_dtype(ds.dtype) is not None or vlen in (str, bytes)
             small = ds.size * max(ds.dtype.itemsize, 1) <= _MEMORY_CACHE_BYTES
-            if is_str:
+            if is_str and ds.shape[0] > STR_CACHE_ROWS:
+                self.cache[key] = ("strings", None)
+            elif is_str:
                 self.cache[key] = ("str", [_as_str(v) for v in ds[()]])
             elif vlen is None and small:
                 self.cache[key] = ("array", ds[()])
@@ -225,6 +234,10 @@ class Shard:
             if borrow:
                 return [values[i] for i in rows]
             return [values[i].copy() for i in rows]  # copies, as h5py's: the cache must stay intact
+        if mode == "strings":
+            uniq, inverse = np.unique(rows, return_inverse=True)
+            block = ds[uniq] if len(uniq) else []
+            return [_as_str(block[j]) for j in inverse]
         if len(rows) == 1:
             got = [ds[int(rows[0])]]
         else:

@@ -1,4 +1,5 @@
-"""The brochure's `depot` module: Tank, Comburant and the augmentation ops."""
+"""The brochure's `depot` module: Tank, Comburant, the augmentation ops, and pack_samples (writing what Tank reads
+from any samples)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ._ops_geometry import (
     sampling,
 )
 from ._rng import worker_rng
+from ._samples import pack_samples
 from ._tank import Tank
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "flip",
     "flip_lr",
     "flip_ud",
+    "pack_samples",
     "rotate",
     "sampling",
     "saturate",
