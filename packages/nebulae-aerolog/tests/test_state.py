@@ -9,6 +9,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nebulae.aerolog import DashBoard
 
@@ -148,6 +150,34 @@ def test_state_holds_only_plain_types_and_json_dumps_with_defaults(tmp_path, cap
     assert [s["name"] for s in state["series"]].count("note") == 0  # tailor values are not recorded
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(), min_size=1, max_size=40),
+    st.integers(min_value=1, max_value=6),
+    st.integers(min_value=1, max_value=5),
+    st.data(),
+)
+def test_any_stop_point_resumes_to_the_same_curves_and_state(
+    tmp_path_factory, values, mpe, window, data
+) -> None:
+    folder = tmp_path_factory.mktemp("run")
+    calls = [({"loss": v}, i % mpe, i // mpe, mpe, "TRAIN") for i, v in enumerate(values)]
+    k = data.draw(st.integers(min_value=0, max_value=len(calls)))
+    whole = DashBoard(folder / "whole", window=window)
+    play(whole, calls)
+    first = DashBoard(folder / "first", window=window)
+    play(first, calls[:k])
+    state = through_json(first.state_dict())
+    board = DashBoard(folder / "second", window=window)
+    board.load_state_dict(state)
+    assert same(board.state_dict(), state)  # loading then saving gives the state back
+    play(board, calls[k:])
+    assert same(curves(board), curves(whole))
+    assert same(readings(board), readings(whole))
+    untimed = [{**b.state_dict(), "spans": None} for b in (board, whole)]  # epoch durations are timings
+    assert same(*untimed)
+
+
 def test_state_dict_is_a_copy_that_later_gauges_leave_alone(tmp_path, capsys) -> None:
     board = DashBoard(tmp_path, **SETTINGS)
     play(board, CALLS[:5])
@@ -180,6 +210,7 @@ def test_track_of_unknown_length_continues_the_global_miles_after_a_resume(tmp_p
     for _ in other.track(iter(range(3)), stage="TRAIN", epoch=1):
         other.gauge({"loss": 2.0})
     assert other._series["TRAIN:loss"].xs == [1, 2, 3, 4, 5, 6, 7]
+    assert other._series["TRAIN:data_wait"].mode == "percent"  # keeps the format gauge() gives it
     assert other.read("loss", "TRAIN", 1) == 1.0
     assert other.read("loss", "TRAIN", 2) == 2.0
 
