@@ -20,7 +20,6 @@ from ._screen import Screen, clip, visible_len
 from ._series import Series, to_number
 from ._settings import DEFAULTS, one_of, resolve_settings
 from ._sinks import Sink, close_sinks, flush_sinks, send
-from ._state import dump_state, load_state
 from ._track import AUTO, UNSIZED, Step, StepSlot, steps_of, tracked
 from ._validate import check_counters, check_int, check_str
 from ._warnings import AerologWarning
@@ -282,6 +281,8 @@ class DashBoard:
         Example:
             >>> tm.drop(craft, ..., state={"board": board})  # doctest: +SKIP
         """
+        from ._state import dump_state  # imported when first needed: checkpoints are rare, imports are not
+
         return dump_state(self._history, self._clock.spans)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -298,6 +299,8 @@ class DashBoard:
         Example:
             >>> board.load_state_dict(torch.load(path, weights_only=True)["board"])  # doctest: +SKIP
         """
+        from ._state import load_state
+
         load_state(state, self._history, self._clock.spans, apply=self._active)
 
     def track(
