@@ -266,6 +266,43 @@ class DashBoard:
             return
         self._history.store(stage, entry, value)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The recorded curves and counters, for a checkpoint: resumed with :meth:`load_state_dict`, a run
+        killed mid-epoch continues its curves, epoch averages and CSVs as if never stopped.
+
+        The dict holds only str, int, float, list and dict (lists copied), so it loads with
+        ``torch.load(weights_only=True)`` and goes through ``json.dumps`` (nan and inf values included,
+        with the default ``allow_nan=True``). It keeps every recorded value with its global mile, the
+        epoch averages, where the current epoch began, the series of a run merged by ``log(record=)``,
+        the order of stages and metrics, and each stage's last epoch duration (the run's ETA). Settings
+        (``window``, ``format``, sinks) are not part of it: they come from the board that loads it. On
+        ranks > 0 it holds no series, as those boards record nothing.
+
+        Example:
+            >>> tm.drop(craft, ..., state={"board": board})  # doctest: +SKIP
+        """
+        from ._state import dump_state  # imported when first needed: checkpoints are rare, imports are not
+
+        return dump_state(self._history, self._clock.spans)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Replace what this board recorded with a :meth:`state_dict`: later gauge() calls continue from it.
+
+        Gauge the run from the mile after the one saved (the same `mile`, `epoch` and `mpe` as the run
+        would have used); the epoch in progress then averages the values from before and after the
+        stop. `state` is checked whole before anything changes. On ranks > 0 it is checked and dropped.
+
+        Raises:
+            TypeError: `state`, or an entry of it, has a wrong type (the message names the key).
+            ValueError: `state` is of another format or version, lacks a key or does not fit together.
+
+        Example:
+            >>> board.load_state_dict(torch.load(path, weights_only=True)["board"])  # doctest: +SKIP
+        """
+        from ._state import load_state
+
+        load_state(state, self._history, self._clock.spans, apply=self._active)
+
     def track(
         self, iterable: Iterable[T], stage: str, epoch: int, mpe: int | None = None, *, interval: int = 1
     ) -> Iterator[T]:

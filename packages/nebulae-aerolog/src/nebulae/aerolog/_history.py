@@ -29,16 +29,20 @@ class History:
 
     def add(self, plan: dict[str, Series], stage: str, name: str) -> Series:
         """The series of a metric first seen in `stage` (one merged from a recorded run, if any)."""
-        fmt, mode = self.formats.get(name, _WAIT_FORMAT if name == WAIT else DEFAULT_FORMAT)
+        fmt, mode = self._gauged_format(name)
         rec = self.series.get(f"{stage}:{name}") or Series(stage, name, fmt, mode, self.window)
         plan[name] = rec
         if rec.recorded:
             self.series[rec.key] = rec
         return rec
 
-    def outside(self, stage: str, name: str) -> Series:
-        """A recorded series for values that come from outside gauge() (record(), a recorded run)."""
-        fmt, mode = self.formats.get(name, DEFAULT_FORMAT)
+    def _gauged_format(self, name: str) -> Format:
+        return self.formats.get(name, _WAIT_FORMAT if name == WAIT else DEFAULT_FORMAT)
+
+    def outside(self, stage: str, name: str, *, gauged: bool = False) -> Series:
+        """A recorded series for values that come from outside gauge() (record(), a recorded run, a saved
+        state; `gauged`: values gauge() recorded, so ``data_wait`` keeps its percent format)."""
+        fmt, mode = self._gauged_format(name) if gauged else self.formats.get(name, DEFAULT_FORMAT)
         if mode not in RECORDED:
             fmt, mode = DEFAULT_FORMAT
         rec = self.series[f"{stage}:{name}"] = Series(stage, name, fmt, mode, self.window)
