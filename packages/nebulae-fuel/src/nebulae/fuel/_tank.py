@@ -15,10 +15,21 @@ import numpy as np
 from ._build import BatchBuilder
 from ._constants import FRAME_KEY
 from ._dtype import split_dtype
+from ._files import read_run_id
 from ._order import epoch_order, miles_per_epoch, rank_batch
 from ._procs import process_safe
 from ._rank import get_rank, get_world_size
 from ._source import Source, resolve_paths
+from ._state import (
+    SHARED,
+    Remainder,
+    check_state,
+    check_world,
+    describe,
+    identity,
+    reshard,
+    same_data,
+)
 from ._validate import int_in
 from ._workers import InlineExecutor, ProcessExecutor, ThreadExecutor
 
@@ -140,6 +151,8 @@ class Tank:
             if not keys:
                 raise ValueError(f"'data_specf' lists only {FRAME_KEY}; add a column")
             self._len = source.length(keys[0])
+            # rows per file, for the data set's identity in state_dict()
+            self._file_rows = np.diff(source.starts(keys[0])).tolist()
             for key in keys[1:]:
                 if source.length(key) != self._len:
                     raise ValueError(
@@ -168,6 +181,8 @@ class Tank:
         self.epoch = 0
         self.mile = 0
         self._resuming = False  # set by seek() to a mile > 0: the next pass resumes there
+        self._remainder: Remainder | None = None  # an epoch resumed on another number of ranks
+        self._identity: dict[str, Any] | None = None
         self._queue: collections.deque[tuple[int, int]] = collections.deque()
         self._order_cache: tuple[int, np.ndarray] | None = None
         _OPEN_TANKS.add(self)
@@ -187,7 +202,16 @@ class Tank:
                 f"{self._len} samples are fewer than batch_size ({self.batch_size}) x world size ({self.nworld}): "
                 "no full batch; lower batch_size or pass in_same_size=False"
             )
-        self.MPE = mpe
+        self._mpe = mpe
+
+    @property
+    def MPE(self) -> int:
+        """Batches per epoch and rank (of the current epoch: one resumed on another number of ranks may differ)."""
+        return self._miles(self.epoch)
+
+    def _miles(self, epoch: int) -> int:
+        remainder = self._remainder
+        return remainder.miles if remainder is not None and remainder.epoch == epoch else self._mpe
 
     def __len__(self) -> int:
         return self._len
@@ -201,6 +225,9 @@ class Tank:
 
     def indices(self, epoch: int, mile: int) -> np.ndarray:
         """Sample indices of batch `mile` of `epoch` on this rank."""
+        remainder = self._remainder
+        if remainder is not None and remainder.epoch == epoch:
+            return self._order(epoch)[remainder.batch(self.rank, mile)]
         return rank_batch(
             self._order(epoch), mile, self.batch_size, self.nworld, self.rank, self.in_same_size
         )
@@ -227,7 +254,7 @@ class Tank:
         if self._queue:
             e, m = self._queue[-1]
             m += 1
-            if m == self.MPE:
+            if m == self._miles(e):
                 e, m = e + 1, 0
         else:
             e, m = self.epoch, self.mile
@@ -235,7 +262,7 @@ class Tank:
             ex.submit((e, m), self.indices(e, m))
             self._queue.append((e, m))
             m += 1
-            if m == self.MPE:
+            if m == self._miles(e):
                 e, m = e + 1, 0
 
     def _discard(self) -> None:
@@ -270,6 +297,7 @@ class Tank:
         self.mile += 1
         if self.mile == self.MPE:
             self.epoch, self.mile = self.epoch + 1, 0
+            self._remainder = None
         return batch
 
     def __iter__(self) -> Iterator[Any]:
@@ -290,10 +318,14 @@ class Tank:
         """Continue from batch `mile` of `epoch` (e.g. when resuming a run)."""
         epoch = _check_int("epoch", epoch, 0)
         mile = _check_int("mile", mile, 0)
-        if mile >= self.MPE:
-            raise ValueError(f"'mile' must be < MPE ({self.MPE}) (got {mile})")
+        if mile >= self._mpe:
+            raise ValueError(f"'mile' must be < MPE ({self._mpe}) (got {mile})")
+        self._go(epoch, mile, None)
+
+    def _go(self, epoch: int, mile: int, remainder: Remainder | None) -> None:
         self._discard()
         self.epoch, self.mile = epoch, mile
+        self._remainder = remainder
         self._resuming = mile > 0
 
     def set_distributed(self, rank: int, nworld: int, *, seed: int | None = None) -> None:
@@ -309,16 +341,160 @@ class Tank:
         if rank >= nworld:
             raise ValueError(f"'rank' must be < nworld ({nworld}) (got {rank})")
         if seed is not None:
-            self._builder.seed = _check_int("seed", seed, 0)
-            if self._executor is not None:
-                self._discard()
-                self._executor.close()
-                self._executor = None
+            self._reseed(_check_int("seed", seed, 0))
         self._discard()
         self.rank, self.nworld = rank, nworld
         self._order_cache = None
+        self._remainder = None
         self._recompute()
         self.mile = 0
+
+    def _reseed(self, seed: int) -> None:
+        if seed == self._builder.seed:
+            return
+        self._builder.seed = seed
+        self._order_cache = None
+        if self._executor is not None:
+            # worker processes hold a copy of the builder, and with it the old seed
+            self._discard()
+            self._executor.close()
+            self._executor = None
+
+    # -- state --------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this Tank is, as a small JSON-able dict: `load_state_dict` on a new Tank continues from here.
+
+        Holds the seed, `epoch` and `mile` (batches already returned in that epoch), `rank` and `nworld`, the
+        current epoch's `MPE`, the settings a resume must share (`batch_size`, `shuffle`, `in_same_size`, `rows`),
+        the data set's identity (`dataset`: its files' run ids, names and rows; nothing is hashed) and `pending`
+        (None, or the positions left of an epoch resumed on another number of ranks). Batches built ahead by the
+        workers do not count: only those returned.
+
+        Example:
+            >>> json.dumps(tank.state_dict())  # doctest: +SKIP
+        """
+        remainder = (
+            self._remainder if self._remainder is not None and self._remainder.epoch == self.epoch else None
+        )
+        return {
+            "format": 1,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "mile": self.mile,
+            "rank": self.rank,
+            "nworld": self.nworld,
+            "MPE": self.MPE,
+            "batch_size": self.batch_size,
+            "shuffle": self.shuffle,
+            "in_same_size": self.in_same_size,
+            "rows": self._len,
+            "dataset": self.dataset_identity(),
+            "pending": [list(r) for r in remainder.ranges] if remainder is not None else None,
+        }
+
+    def dataset_identity(self) -> dict[str, Any]:
+        """`{'run': the run id all files share or None, 'files': [[name, rows, run id or None], ...]}`.
+
+        Read once from the files' metadata (a family's shards all carry its manifest's run id).
+        """
+        if self._identity is None:
+            kind = self._builder.kind
+            runs = [read_run_id(p, kind) for p in self.paths]
+            self._identity = identity(self.paths, self._file_rows, runs)
+        return self._identity
+
+    def load_state_dict(self, state: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """Continue exactly where `state` was saved: the next batch is the one an uninterrupted Tank would return.
+
+        Same samples, same augmentation draws (they depend only on seed, epoch and batch), with any worker
+        count or type. An `iter()` pass then resumes that epoch at that mile, as after `seek(epoch, mile)`.
+        Call `set_distributed` first when ranks change (Multiverse.sync does).
+
+        Args:
+            state: one rank's `state_dict()`, saved with this Tank's rank and world size; or the list of the
+                states of every rank of the saved run. With as many ranks as saved, each rank takes its own
+                state (exact). With another number of ranks, the epoch the run was in is finished first, every
+                sample its ranks had still to deliver seen exactly once across the new ranks (the last one or two
+                batches of that pass may be smaller, even with in_same_size); later epochs are the usual ones.
+                A state saved by a single rank is complete alone.
+
+        Raises:
+            TypeError: not a dict or a list of dicts, or a field of the wrong type.
+            ValueError: a state of another data set (naming both), of another batch_size, shuffle, in_same_size
+                or number of rows (naming the setting), of another rank, an incomplete list of ranks' states, or
+                samples left that cannot be split over this world size with equal batch counts per rank.
+
+        Example:
+            >>> tank.load_state_dict(json.load(open('tank_state.json')))  # doctest: +SKIP
+        """
+        if isinstance(state, dict):
+            single = check_state(state, "state")
+            self._check_same_run(single, "state")
+            if single["nworld"] == self.nworld:
+                if single["rank"] != self.rank:
+                    raise ValueError(
+                        f"state was saved by rank {single['rank']} but this Tank is rank {self.rank} of "
+                        f"{self.nworld}: load each rank's own state, or pass the list of every rank's state"
+                    )
+                return self._restore(single)
+            if single["nworld"] != 1:
+                raise ValueError(
+                    f"state is rank {single['rank']}'s of {single['nworld']} ranks but this Tank is rank {self.rank} "
+                    f"of {self.nworld}: to resume on another number of ranks, pass the list of the states of all "
+                    f"{single['nworld']} saved ranks"
+                )
+            states = [single]
+        elif isinstance(state, (list, tuple)):
+            if not state:
+                raise ValueError(
+                    "'state' is an empty list: pass Tank.state_dict() or the list of every rank's state"
+                )
+            states = [check_state(s, f"state[{i}]") for i, s in enumerate(state)]
+            for i, s in enumerate(states):
+                self._check_same_run(s, f"state[{i}]")
+            states = check_world(states)
+            if states[0]["nworld"] == self.nworld:
+                return self._restore(states[self.rank])
+        else:
+            raise TypeError(
+                "'state' must be a dict made by Tank.state_dict() or a list of such dicts, one per saved rank "
+                f"(got {type(state).__name__})"
+            )
+        epoch, ranges = reshard(states, self.nworld)
+        self._reseed(states[0]["seed"])
+        remainder = Remainder(epoch, ranges, self.batch_size, self.nworld) if ranges is not None else None
+        self._go(epoch, 0, remainder)
+
+    def _check_same_run(self, state: dict[str, Any], where: str) -> None:
+        """A state from another data set or with other settings cannot continue this Tank's run."""
+        ours = self.dataset_identity()
+        if not same_data(state["dataset"], ours):
+            raise ValueError(
+                f"{where} was saved from another data set ({describe(state['dataset'])}) than this Tank reads "
+                f"({describe(ours)}): load it into a Tank over the data set it was saved from"
+            )
+        mine = {"batch_size": self.batch_size, "shuffle": self.shuffle, "in_same_size": self.in_same_size}
+        mine["rows"] = self._len
+        for key in SHARED:
+            if key in mine and state[key] != mine[key]:
+                raise ValueError(
+                    f"{where} was saved with {key}={state[key]!r} but this Tank has {key}={mine[key]!r}: create "
+                    f"the Tank with {key}={state[key]!r} to resume"
+                )
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        """Take up one rank's own state on the same rank of the same world size."""
+        pending = state["pending"]
+        remainder = Remainder(state["epoch"], pending, self.batch_size, self.nworld) if pending else None
+        miles = remainder.miles if remainder is not None else self._mpe
+        if state["MPE"] != miles:
+            raise ValueError(
+                f"state has MPE {state['MPE']} but its settings give {miles} batches for that epoch on this rank: "
+                "the state was edited or made by another version; save it again with Tank.state_dict()"
+            )
+        self._reseed(state["seed"])
+        self._go(state["epoch"], state["mile"], remainder)
 
     @property
     def data(self) -> Any:
