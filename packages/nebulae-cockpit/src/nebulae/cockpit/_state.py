@@ -97,18 +97,9 @@ def stored_names(states: Mapping[str, Any]) -> set[str]:
     return names
 
 
-def load_ranked(obj: Any, name: str, states: list[Any], path: str) -> None:
-    """Restore a per-rank entry: this rank's own state, or, when the number of ranks changed, a share
-    of the interrupted epoch worked out from every old rank's state by the object's class."""
+def load_ranked(obj: Any, states: list[Any]) -> None:
+    """Restore a per-rank entry: this rank's own state when the number of ranks is the same; otherwise
+    ``load_state_dict`` gets the list of every saved rank's state and splits the rest of the interrupted
+    epoch over the new ranks itself (a Tank does, or says why it cannot)."""
     rank, nworld = world()
-    if len(states) == nworld:
-        obj.load_state_dict(states[rank])
-        return
-    resharded = getattr(obj, "load_state_dict_from_ranks", None)
-    if not callable(resharded):
-        raise ValueError(
-            f"{path!r} holds the state of {name!r} from {len(states)} rank(s), this run has {nworld}; "
-            f"{type(obj).__name__} cannot continue with another number of ranks (it has no "
-            "load_state_dict_from_ranks()); resume with the same number of ranks"
-        )
-    resharded(states)
+    obj.load_state_dict(states[rank] if len(states) == nworld else states)

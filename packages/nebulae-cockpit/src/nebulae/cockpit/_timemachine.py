@@ -529,7 +529,7 @@ class TimeMachine:
         shared, ranked = states.get("state") or {}, states.get("ranked") or {}
         for name, obj in objects.items():
             if name in ranked:
-                load_ranked(obj, name, _in_memory(ranked[name]), path)
+                load_ranked(obj, _in_memory(ranked[name]))
             else:
                 obj.load_state_dict(_in_memory(shared[name]))
 
