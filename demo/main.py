@@ -7,8 +7,11 @@
    craft and EMA under an Engine, watched by a DashBoard, checkpointed by a TimeMachine;
 4. score the held-out split and write the DashBoard's CSV and PNG curves.
 
-Run with ``hatch run demo:run``; ``--resume`` continues from the newest checkpoint, ``--nworld 2``
-trains the same model under Multiverse (gloo on CPU, NCCL on GPUs).
+Run with ``hatch run demo:run``; ``--resume`` continues from the newest checkpoint (mid-epoch too, with
+the same samples and augmentations an uninterrupted run would see), ``--every N`` checkpoints every N
+steps in the background, ``--preemptible`` turns SIGTERM/SIGUSR1 into a checkpoint and exit status 143
+(so a scheduler's requeue resumes it), ``--nworld 2`` trains the same model under Multiverse (gloo on CPU,
+NCCL on GPUs).
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--resume", action="store_true", help="continue from the newest checkpoint in OUT/ckpt"
     )
     parser.add_argument(
+        "--every",
+        type=int,
+        default=0,
+        help="also checkpoint every N steps, without blocking (default: epochs only)",
+    )
+    parser.add_argument(
+        "--preemptible",
+        action="store_true",
+        help="on SIGTERM/SIGUSR1 finish the step, checkpoint it and exit with status 143",
+    )
+    parser.add_argument(
         "--nworld", type=int, default=1, help="processes (GPUs when present) under Multiverse"
     )
     parser.add_argument("--data", type=Path, help="your own image folder (with --csv)")
@@ -50,6 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("epochs", "nworld", "size", "batch"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1 (got {getattr(args, name)})")
+    if args.every < 0:
+        parser.error(f"--every must be >= 0 (got {args.every})")
     return args
 
 

@@ -117,6 +117,19 @@ def test_non_blocking_drop_writes_the_state_as_it_was_when_called(tmp_path):
     assert torch.equal(stored["net"]["weight"], torch.ones(2, 4)) and stored["state"]["c"]["value"] == 1
 
 
+def test_reused_host_buffers_never_change_a_checkpoint_already_queued(tmp_path):
+    tm = TimeMachine(ckpt_path=tmp_path, save_path=tmp_path, verbose=False)
+    net = _net()
+    paths = []
+    for value in (1.0, 2.0, 3.0):
+        with torch.no_grad():
+            net.weight.fill_(value)
+        paths.append(tm.drop(net, blocking=False, meta={}))
+    tm.wait()
+    for value, path in zip((1.0, 2.0, 3.0), paths, strict=True):
+        assert torch.equal(torch.load(path, weights_only=True)["net"]["weight"], torch.full((2, 4), value))
+
+
 def test_a_second_drop_waits_for_the_first_and_rotation_still_applies(tmp_path):
     tm = TimeMachine(ckpt_path=tmp_path, save_path=tmp_path, max_anchors=2, verbose=False)
     for _ in range(4):

@@ -28,7 +28,7 @@ from ._state import (
     world,
 )
 from ._warnings import CockpitWarning
-from ._writer import BackgroundWriter, host_copy
+from ._writer import BackgroundWriter, HostCopy
 
 __all__ = ["TimeMachine", "unwrap"]
 
@@ -134,6 +134,7 @@ class TimeMachine:
         self._anchors: list[str] = []
         self._counters: dict[tuple[str, str], int] = {}
         self._writer = BackgroundWriter()
+        self._host = HostCopy()
         self._preemption: Preemption | None = None
         for directory in (self.ckpt_path, self.save_path):
             if directory is not None and not os.path.isfile(directory):
@@ -169,8 +170,9 @@ class TimeMachine:
                 optimizer craft, an EMA, a DashBoard); each ``state_dict()`` is stored. In a process
                 group every rank must call ``drop`` then: the ``ranked`` entries are gathered from all.
             rng: with ``state``, store the global RNG states too (Python, NumPy, torch CPU and CUDA), per rank.
-            blocking: False copies the checkpoint to CPU memory, returns, and writes it in a background
-                thread; the next ``drop``, :meth:`wait`, :meth:`to` or the interpreter's exit waits for it.
+            blocking: False copies the checkpoint to CPU memory (into the previous copy's buffers, kept
+                for that), returns, and writes it in a background thread; the next ``drop``, :meth:`wait`,
+                :meth:`to` or the interpreter's exit waits for it. A crash meanwhile leaves the previous file.
             ranked: the ``state`` names whose state differs per rank (default: those with a
                 ``set_distributed()`` method, i.e. Tanks).
 
@@ -219,7 +221,7 @@ class TimeMachine:
         if blocking:
             self._write(payload, path, scope)
         else:
-            snapshot = host_copy(payload)
+            snapshot = self._host.copy(payload)
             self._writer.submit(lambda: self._write(snapshot, path, scope))
         return path
 

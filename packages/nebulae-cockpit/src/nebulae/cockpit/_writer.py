@@ -9,19 +9,50 @@ from typing import Any
 
 import torch
 
-__all__ = ["BackgroundWriter", "host_copy"]
+__all__ = ["BackgroundWriter", "HostCopy"]
 
 
-def host_copy(obj: Any) -> Any:
-    """``obj`` with every tensor copied to CPU memory, so training may change the originals meanwhile."""
-    if isinstance(obj, torch.Tensor):
-        tensor = obj.detach()
-        return tensor.clone() if tensor.device.type == "cpu" else tensor.to("cpu")
-    if isinstance(obj, dict):
-        return type(obj)((key, host_copy(value)) for key, value in obj.items())
-    if isinstance(obj, list | tuple):
-        return type(obj)(host_copy(value) for value in obj)
-    return obj
+class HostCopy:
+    """Copies a checkpoint's tensors to CPU memory, into the buffers of the previous copy when they fit.
+
+    Filling buffers that already exist costs a memcpy; fresh ones would also fault in every page, which
+    for a large model takes longer than the copy. Call :meth:`copy` only once the previous copy is
+    written: its buffers are overwritten.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[Any, ...], torch.Tensor] = {}
+        self._used: dict[tuple[Any, ...], torch.Tensor] = {}
+
+    def copy(self, obj: Any) -> Any:
+        self._used = {}
+        cuda = [False]
+        snapshot = self._walk(obj, (), cuda)
+        if cuda[0]:
+            torch.cuda.synchronize()  # the device-to-host copies were queued without waiting
+        self._buffers = self._used  # buffers of tensors that are gone are freed
+        return snapshot
+
+    def _walk(self, obj: Any, key: tuple[Any, ...], cuda: list[bool]) -> Any:
+        if isinstance(obj, torch.Tensor):
+            return self._tensor(obj.detach(), key, cuda)
+        if isinstance(obj, dict):
+            return type(obj)((k, self._walk(v, (*key, k), cuda)) for k, v in obj.items())
+        if isinstance(obj, list | tuple):
+            return type(obj)(self._walk(v, (*key, n), cuda) for n, v in enumerate(obj))
+        return obj
+
+    def _tensor(self, tensor: torch.Tensor, key: tuple[Any, ...], cuda: list[bool]) -> torch.Tensor:
+        buffer = self._buffers.get(key)
+        on_cuda = tensor.device.type == "cuda"
+        if buffer is None or buffer.shape != tensor.shape or buffer.dtype != tensor.dtype or tensor.is_sparse:
+            if tensor.is_sparse or tensor.device.type not in ("cpu", "cuda"):
+                return tensor.to("cpu", copy=True)
+            buffer = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=on_cuda)
+        buffer.copy_(tensor, non_blocking=on_cuda)
+        cuda[0] = cuda[0] or on_cuda
+        self._used[key] = buffer
+        return buffer
 
 
 class BackgroundWriter:
