@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ._order import miles_per_epoch
 from ._validate import instance_of, int_in, is_int
 
 FORMAT = 1
@@ -125,6 +126,22 @@ def _check_ranges(pending: Any, rows: int, where: str) -> list[list[int]] | None
     if not pending or flat[0] < 0 or flat[-1] > rows or any(a >= b for a, b in itertools.pairwise(flat)):
         raise ValueError(f"{where}: 'pending' must be {expected} (got {pending!r:.200})")
     return [[int(a), int(b)] for a, b in pending]
+
+
+def check_miles(state: dict[str, Any], where: str) -> Remainder | None:
+    """`state`'s resumed pass, if it was in one; its 'MPE' checked against what its settings give."""
+    pending = state["pending"]
+    remainder = Remainder(state["epoch"], pending, state["batch_size"], state["nworld"]) if pending else None
+    if remainder is not None:
+        miles = remainder.miles
+    else:
+        miles = miles_per_epoch(state["rows"], state["batch_size"], state["nworld"], state["in_same_size"])
+    if state["MPE"] != miles:
+        raise ValueError(
+            f"{where} has MPE {state['MPE']} but its settings give {miles} batches for that epoch on each rank: "
+            "the state was edited or made by another version; save it again with Tank.state_dict()"
+        )
+    return remainder
 
 
 def check_world(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -283,8 +300,41 @@ def undelivered(states: list[dict[str, Any]]) -> list[list[int]]:
     return ranges if pending is None else _through(ranges, pending)
 
 
+def _padding_of(states: list[dict[str, Any]], epoch_states: dict[str, Any]) -> list[int]:
+    """Positions whose samples ranks that finished a whole epoch delivered a second time, as the padding of its
+    short last batch (`rank_batch` wraps around to the epoch's first positions)."""
+    n, bs, world = epoch_states["rows"], epoch_states["batch_size"], epoch_states["nworld"]
+    if epoch_states["in_same_size"] or epoch_states["pending"] is not None:
+        return []
+    begin = (-(-n // (bs * world)) - 1) * bs * world
+    per = -(-(n - begin) // world)
+    return sorted(
+        {
+            p % n
+            for s in states
+            for p in range(begin + s["rank"] * per, begin + (s["rank"] + 1) * per)
+            if p >= n
+        }
+    )
+
+
+def _without(ranges: list[list[int]], points: list[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for a, b in ranges:
+        for p in points[bisect.bisect_left(points, a) : bisect.bisect_left(points, b)]:
+            if p > a:
+                out.append([a, p])
+            a = p + 1
+        if a < b:
+            out.append([a, b])
+    return out
+
+
 def reshard(states: list[dict[str, Any]], nworld: int) -> tuple[int, list[list[int]] | None]:
     """Where ranks of another world size go on from the states of every rank of an interrupted run.
+
+    What is left of the interrupted epoch: every sample that the old ranks' remaining batches hold and that no
+    old rank has returned yet in that epoch, each once.
 
     Returns:
         `(epoch, ranges)`: the epoch to continue, and the positions of it left to deliver (None: the whole
@@ -296,19 +346,20 @@ def reshard(states: list[dict[str, Any]], nworld: int) -> tuple[int, list[list[i
     """
     epoch = min(s["epoch"] for s in states)
     current = [s for s in states if s["epoch"] == epoch]
-    for s in states:
-        if s["epoch"] != epoch and (s["epoch"] > epoch + 1 or s["mile"] or s["pending"] is not None):
+    finished = [s for s in states if s["epoch"] != epoch]
+    for s in finished:
+        if s["epoch"] > epoch + 1 or s["mile"] or s["pending"] is not None:
             raise ValueError(
                 f"rank {s['rank']} was at epoch {s['epoch']}, mile {s['mile']} but another rank at epoch {epoch}: "
                 "the states must be saved at the same step on every rank"
             )
-    if len(current) == len(states) and all(s["mile"] == 0 and s["pending"] is None for s in states):
+    if not finished and all(s["mile"] == 0 and s["pending"] is None for s in states):
         return epoch, None
     if any(s["pending"] != current[0]["pending"] for s in current):
         raise ValueError(
             f"the ranks at epoch {epoch} were in different resumed passes: the states must come from one run"
         )
-    ranges = undelivered(current)
+    ranges = _without(undelivered(current), _padding_of(finished, current[0]))
     if not ranges:
         return epoch + 1, None
     remainder_plan(total_of(ranges), states[0]["batch_size"], nworld)

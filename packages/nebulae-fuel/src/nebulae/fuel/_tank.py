@@ -23,6 +23,7 @@ from ._source import Source, resolve_paths
 from ._state import (
     SHARED,
     Remainder,
+    check_miles,
     check_state,
     check_world,
     describe,
@@ -438,6 +439,7 @@ class Tank:
                         f"{self.nworld}: load each rank's own state, or pass the list of every rank's state"
                     )
                 return self._restore(single)
+            check_miles(single, "state")
             if single["nworld"] != 1:
                 raise ValueError(
                     f"state is rank {single['rank']}'s of {single['nworld']} ranks but this Tank is rank {self.rank} "
@@ -453,6 +455,7 @@ class Tank:
             states = [check_state(s, f"state[{i}]") for i, s in enumerate(state)]
             for i, s in enumerate(states):
                 self._check_same_run(s, f"state[{i}]")
+                check_miles(s, f"state[{i}]")
             states = check_world(states)
             if states[0]["nworld"] == self.nworld:
                 return self._restore(states[self.rank])
@@ -485,14 +488,7 @@ class Tank:
 
     def _restore(self, state: dict[str, Any]) -> None:
         """Take up one rank's own state on the same rank of the same world size."""
-        pending = state["pending"]
-        remainder = Remainder(state["epoch"], pending, self.batch_size, self.nworld) if pending else None
-        miles = remainder.miles if remainder is not None else self._mpe
-        if state["MPE"] != miles:
-            raise ValueError(
-                f"state has MPE {state['MPE']} but its settings give {miles} batches for that epoch on this rank: "
-                "the state was edited or made by another version; save it again with Tank.state_dict()"
-            )
+        remainder = check_miles(state, "state")
         self._reseed(state["seed"])
         self._go(state["epoch"], state["mile"], remainder)
 
