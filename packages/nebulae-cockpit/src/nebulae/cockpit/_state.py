@@ -9,11 +9,14 @@ import torch
 
 from nebulae.kit import get_rank
 
+from ._model_state import in_memory
+
 __all__ = [
     "check_loadable",
     "gathered",
     "load_ranked",
     "ranked_names",
+    "restore_objects",
     "resumable_objects",
     "stored_names",
     "world",
@@ -103,3 +106,22 @@ def load_ranked(obj: Any, states: list[Any]) -> None:
     epoch over the new ranks itself (a Tank does, or says why it cannot)."""
     rank, nworld = world()
     obj.load_state_dict(states[rank] if len(states) == nworld else states)
+
+
+def restore_objects(objects: dict[str, Any], states: Mapping[str, Any], path: str) -> None:
+    """Call each object's ``load_state_dict`` with its stored state, once the names match exactly."""
+    stored = stored_names(states)
+    missing, extra = sorted(set(objects) - stored), sorted(stored - set(objects))
+    if missing or extra:
+        parts = [f"missing {missing}" if missing else "", f"not asked for {extra}" if extra else ""]
+        raise KeyError(
+            f"{path!r} stores the state of {sorted(stored)}, 'state' asks for {sorted(objects)} ("
+            + ", ".join(p for p in parts if p)
+            + "); pass exactly the names given to drop(state=...)"
+        )
+    shared, ranked = states.get("state") or {}, states.get("ranked") or {}
+    for name, obj in objects.items():
+        if name in ranked:
+            load_ranked(obj, in_memory(ranked[name]))
+        else:
+            obj.load_state_dict(in_memory(shared[name]))

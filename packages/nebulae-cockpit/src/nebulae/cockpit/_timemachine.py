@@ -14,17 +14,24 @@ import torch
 
 from nebulae.kit import get_rank
 
-from ._compat import compiled_original
 from ._files import atomic_save, mtime, numbered, remove_dead_temps, resolved
+from ._model_state import (
+    craft_scope,
+    in_memory,
+    in_scope,
+    load_checkpoint,
+    load_net,
+    scope_prefix,
+    unwrap,
+)
 from ._preempt import DEFAULT_SIGNALS, Preemption
 from ._rng import rng_state, set_rng_state
 from ._state import (
     check_loadable,
     gathered,
-    load_ranked,
     ranked_names,
+    restore_objects,
     resumable_objects,
-    stored_names,
     world,
 )
 from ._warnings import CockpitWarning
@@ -33,46 +40,6 @@ from ._writer import BackgroundWriter, HostCopy
 __all__ = ["TimeMachine", "unwrap"]
 
 _RESERVED = ("net", "meta", "state", "ranked", "rng")
-
-
-def unwrap(craft: Any) -> Any:
-    """Strip ``DataParallel``/``DistributedDataParallel`` (``.module``) and ``torch.compile`` (``._orig_mod``)."""
-    seen = 0
-    while seen < 16:
-        seen += 1
-        if isinstance(craft, torch.nn.DataParallel | torch.nn.parallel.DistributedDataParallel):
-            craft = craft.module
-        elif (original := compiled_original(craft)) is not None:
-            craft = original
-        else:
-            break
-    return craft
-
-
-def _scope_prefix(scope: str | None, argument: str) -> str | None:
-    if scope is None:
-        return None
-    if not isinstance(scope, str):
-        raise TypeError(f"'{argument}' must be a '/'-separated attribute path or None (got {scope!r})")
-    prefix = ".".join(part for part in scope.strip("/").split("/") if part)
-    return prefix or None
-
-
-def _in_scope(key: str, prefix: str | None) -> bool:
-    # Boundary-safe: scope 'fc' keeps 'fc.weight' but not 'fc2.weight'.
-    return prefix is None or key == prefix or key.startswith(prefix + ".")
-
-
-def _craft_scope(craft: Any) -> str:
-    scope = getattr(craft, "scope", None)
-    if scope is None:
-        scope = getattr(unwrap(craft), "scope", None)
-    if not isinstance(scope, str) or not scope:
-        raise TypeError(
-            f"the craft needs a non-empty str 'scope' to name its checkpoints (got {scope!r}); "
-            "pass file='name.pth' or give the model a scope"
-        )
-    return scope
 
 
 class TimeMachine:
@@ -354,9 +321,9 @@ class TimeMachine:
         module = unwrap(craft)
         if not hasattr(module, "state_dict"):
             raise TypeError(f"'craft' must be a torch.nn.Module (got {type(craft).__name__})")
-        prefix = _scope_prefix(save_scope, "save_scope")
+        prefix = scope_prefix(save_scope, "save_scope")
         state = module.state_dict()
-        kept = {key: value for key, value in state.items() if _in_scope(key, prefix)}
+        kept = {key: value for key, value in state.items() if in_scope(key, prefix)}
         if not kept:
             raise ValueError(
                 f"'save_scope' {save_scope!r} matches no parameter of the craft; "
@@ -402,7 +369,7 @@ class TimeMachine:
             return path, None
         directory = os.path.join(self.save_path, file) if file else self.save_path
         os.makedirs(directory, exist_ok=True)
-        scope = _craft_scope(craft)
+        scope = craft_scope(craft)
         indices = [k for k, _ in numbered(directory, scope)]
         key = (os.path.realpath(directory), scope)
         counter = max([self._counters.get(key, 0), *indices]) + 1
@@ -481,7 +448,7 @@ class TimeMachine:
             raise ValueError("TimeMachine(ckpt_path=...) is needed to load checkpoints (ckpt_path is None)")
         target = os.path.join(self.ckpt_path, os.fspath(file)) if file else self.ckpt_path
         if os.path.isfile(target):
-            path, states = target, _load(target)
+            path, states = target, load_checkpoint(target)
         elif os.path.isdir(target):
             path, states = self._newest_loadable(craft, target)
         else:
@@ -494,7 +461,7 @@ class TimeMachine:
         if not isinstance(net_state, dict):
             raise ValueError(f"{path!r} does not hold a state dict (got {type(net_state).__name__})")
         if objects is not None:
-            self._restore_objects(objects, states if wrapped else {}, path, rng)
+            restore_objects(objects, states if wrapped else {}, path)
         if optz is not None:
             named = optz if isinstance(optz, Mapping) else {"optz": optz}
             for name, optimizer in named.items():
@@ -503,8 +470,8 @@ class TimeMachine:
                         f"{path!r} has no optimizer state {name!r}; it holds "
                         f"{sorted(k for k in states if k not in _RESERVED) if wrapped else 'model weights only'}"
                     )
-                optimizer.load_state_dict(_in_memory(states[name]))
-        self._load_net(unwrap(craft), net_state, ckpt_scope, frozen, path)
+                optimizer.load_state_dict(in_memory(states[name]))
+        load_net(unwrap(craft), net_state, ckpt_scope, frozen, path)
         meta = states.get("meta") if wrapped else None
         self.meta = dict(meta) if isinstance(meta, dict) else {}
         self.path = path
@@ -516,24 +483,6 @@ class TimeMachine:
         if self.verbose and get_rank() <= 0:
             print(f"Back to {path}", flush=True)
         return dict(self.meta) if objects is not None else path
-
-    @staticmethod
-    def _restore_objects(objects: dict[str, Any], states: Mapping[str, Any], path: str, rng: bool) -> None:
-        stored = stored_names(states)
-        missing, extra = sorted(set(objects) - stored), sorted(stored - set(objects))
-        if missing or extra:
-            parts = [f"missing {missing}" if missing else "", f"not asked for {extra}" if extra else ""]
-            raise KeyError(
-                f"{path!r} stores the state of {sorted(stored)}, 'state' asks for {sorted(objects)} ("
-                + ", ".join(p for p in parts if p)
-                + "); pass exactly the names given to drop(state=...)"
-            )
-        shared, ranked = states.get("state") or {}, states.get("ranked") or {}
-        for name, obj in objects.items():
-            if name in ranked:
-                load_ranked(obj, _in_memory(ranked[name]))
-            else:
-                obj.load_state_dict(_in_memory(shared[name]))
 
     @staticmethod
     def _newest_loadable(craft: Any, directory: str) -> tuple[str, Any]:
@@ -550,7 +499,7 @@ class TimeMachine:
             if not os.path.isfile(path):
                 continue
             try:
-                return path, _load(path)
+                return path, load_checkpoint(path)
             except Exception as exc:  # any unreadable file is skipped, and reported below
                 skipped.append(path)
                 warnings.warn(
@@ -562,75 +511,3 @@ class TimeMachine:
             f"no loadable .pth checkpoint in {directory!r}"
             + (f" (skipped unreadable: {', '.join(skipped)})" if skipped else "")
         )
-
-    @staticmethod
-    def _load_net(
-        module: Any, state: dict[str, Any], ckpt_scope: str | None, frozen: bool, path: str
-    ) -> None:
-        prefix = _scope_prefix(ckpt_scope, "ckpt_scope")
-        wanted = {key: value for key, value in state.items() if _in_scope(key, prefix)}
-        if not wanted:
-            raise ValueError(f"'ckpt_scope' {ckpt_scope!r} matches no entry of {path!r}")
-        own = module.state_dict()
-        unexpected = sorted(key for key in wanted if key not in own)
-        mismatched = sorted(
-            f"{key} (file {tuple(wanted[key].shape)}, model {tuple(own[key].shape)})"
-            for key in wanted
-            if key in own
-            and hasattr(wanted[key], "shape")
-            and tuple(wanted[key].shape) != tuple(own[key].shape)
-        )
-        if frozen:
-            missing = sorted(key for key in own if _in_scope(key, prefix) and key not in wanted)
-            if missing or unexpected or mismatched:
-                parts = [
-                    f"{label}: {', '.join(keys)}"
-                    for label, keys in (
-                        ("missing", missing),
-                        ("unexpected", unexpected),
-                        ("shape mismatch", mismatched),
-                    )
-                    if keys
-                ]
-                raise RuntimeError(
-                    f"frozen=True needs {path!r} to match the craft exactly under scope {ckpt_scope!r}; "
-                    + "; ".join(parts)
-                    + " (pass frozen=False to load the matching part only)"
-                )
-        elif mismatched:
-            warnings.warn(
-                f"{path!r}: skipped {len(mismatched)} entries whose shape differs from the craft: "
-                + ", ".join(mismatched),
-                CockpitWarning,
-                stacklevel=3,
-            )
-        loadable = {
-            key: value
-            for key, value in wanted.items()
-            if key in own and (not hasattr(value, "shape") or tuple(value.shape) == tuple(own[key].shape))
-        }
-        module.load_state_dict(loadable, strict=False)
-
-
-def _load(path: str) -> Any:
-    # mmap: the tensors are read straight from the page cache while load_state_dict copies them,
-    # instead of into fresh buffers first. The mapping is private, so nothing writes to the file.
-    # Legacy (non-zip) torch.save files cannot be mapped and are read the ordinary way.
-    with open(path, "rb") as handle:
-        zipped = handle.read(4) == b"PK\x03\x04"
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
-
-
-def _in_memory(obj: Any) -> Any:
-    """Copy the tensors of a mapped checkpoint entry into memory.
-
-    Optimizers may keep the tensors they are given; mapped ones would pin the file on disk after
-    rotation deletes it.
-    """
-    if isinstance(obj, torch.Tensor):
-        return obj.clone()
-    if isinstance(obj, dict):
-        return {key: _in_memory(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_in_memory(value) for value in obj)
-    return obj
