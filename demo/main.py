@@ -17,6 +17,7 @@ NCCL on GPUs).
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -117,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.nworld > 1:
         from nebulae.cockpit import Multiverse
 
-        Multiverse(launch, args.nworld)(args, packed)
+        # Under --preemptible the parent passes a scheduler's signal on to the ranks instead of dying of it.
+        forward = (signal.SIGTERM, signal.SIGUSR1) if args.preemptible else ()
+        Multiverse(launch, args.nworld, forward_signals=forward)(args, packed)
     else:
         launch(None, args, packed)
     print(f"[4/4] done in {time.perf_counter() - began:.1f}s; everything is under {args.out}")

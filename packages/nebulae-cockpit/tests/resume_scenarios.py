@@ -13,11 +13,12 @@ import contextlib
 import os
 import signal
 import sys
+import time
 
 import torch
 from torch import nn
 
-from nebulae.cockpit import TimeMachine
+from nebulae.cockpit import Multiverse, TimeMachine
 
 EPOCHS, SAMPLES, BATCH, WIDTH, EVERY = 2, 40, 4, 6, 3
 
@@ -97,6 +98,23 @@ def main(ckpt: str, out: str, event: str, at: int) -> None:
     torch.save({"net": net.state_dict(), "optim": optim.state_dict(), "seen": seen}, out)
 
 
+def preempted_universe(mv: Multiverse, ckpt: str) -> None:
+    """Rank 0 signals the spawning parent, which forwards the signal to both ranks; they stop together."""
+    mv.init()
+    net = nn.Linear(2, 1)
+    net.scope = "net"
+    source = Source(seed=7)
+    source.set_distributed(mv.rank, mv.nworld)
+    tm = TimeMachine(ckpt_path=ckpt, save_path=ckpt, verbose=False)
+    with tm.preemptible(signals=(signal.SIGUSR1,), exit_code=7):
+        for step in range(1, 3000):  # ends long before, unless the signal never arrives
+            source.mile = step * (mv.rank + 1)
+            if step == 3 and mv.rank == 0:
+                os.kill(os.getppid(), signal.SIGUSR1)
+            tm.exit_if_preempted(net, state={"train": source}, meta={"step": step})
+            time.sleep(0.01)
+
+
 def _die_at_rename() -> None:
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -105,4 +123,7 @@ def _die_at_rename() -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    if sys.argv[3] == "multiverse":
+        Multiverse(preempted_universe, 2, forward_signals=(signal.SIGUSR1,))(sys.argv[1])
+    else:
+        main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))

@@ -244,3 +244,14 @@ def test_sigterm_checkpoints_the_exact_mile_exits_with_the_status_asked_and_resu
     result = _result(tmp_path, "run")
     assert len(result["seen"]) == len(uninterrupted["seen"]) - 8
     _assert_same_ending(result, uninterrupted)
+
+
+@pytest.mark.slow
+def test_multiverse_forwards_the_signal_and_exits_with_the_ranks_preemption_status(tmp_path):
+    done = _scenario(tmp_path, "mv", "multiverse")
+    assert done.returncode == 7, done.stderr[-3000:]
+    (path,) = (tmp_path / "ckpt-mv").glob("net-*.pth")
+    stored = torch.load(path, weights_only=True)
+    step = stored["meta"]["step"]
+    assert step >= 3 and [s["mile"] for s in stored["ranked"]["train"]] == [step, 2 * step]
+    assert [s["rank"] for s in stored["ranked"]["train"]] == [0, 1] and len(stored["rng"]) == 2

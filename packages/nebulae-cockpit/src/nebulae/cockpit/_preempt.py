@@ -8,12 +8,12 @@ from collections.abc import Iterable
 from types import FrameType
 from typing import Any
 
-__all__ = ["DEFAULT_SIGNALS", "Preemption"]
+__all__ = ["DEFAULT_SIGNALS", "Preempted", "Preemption", "checked_signals"]
 
 DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # SIGUSR1: what SLURM's --signal sends by default
 
 
-def _signals(signals: Any) -> tuple[signal.Signals, ...]:
+def checked_signals(signals: Any) -> tuple[signal.Signals, ...]:
     if isinstance(signals, int):
         signals = (signals,)
     if not isinstance(signals, Iterable) or isinstance(signals, str):
@@ -31,6 +31,13 @@ def _signals(signals: Any) -> tuple[signal.Signals, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
+class Preempted(SystemExit):
+    """The run stopped for a preemption signal after writing its checkpoint; ``code`` is the exit status.
+
+    A Multiverse whose ranks all end this way exits with that status instead of reporting a failure.
+    """
+
+
 class Preemption:
     """Installs flag-setting handlers for ``signals`` and restores the previous ones on :meth:`restore`.
 
@@ -42,7 +49,7 @@ class Preemption:
             raise TypeError(f"'exit_code' must be an int or None (128 + the signal) (got {exit_code!r})")
         if exit_code is not None and not 0 <= exit_code <= 255:
             raise ValueError(f"'exit_code' must be in 0..255, an exit status (got {exit_code})")
-        self.signals = _signals(signals)
+        self.signals = checked_signals(signals)
         self.exit_code = exit_code
         self.received: signal.Signals | None = None
         self._previous: dict[signal.Signals, Any] = {}

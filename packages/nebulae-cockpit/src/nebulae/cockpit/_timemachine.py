@@ -24,7 +24,7 @@ from ._model_state import (
     scope_prefix,
     unwrap,
 )
-from ._preempt import DEFAULT_SIGNALS, Preemption
+from ._preempt import DEFAULT_SIGNALS, Preempted, Preemption
 from ._rng import rng_state, set_rng_state
 from ._state import (
     check_loadable,
@@ -287,7 +287,7 @@ class TimeMachine:
             print(
                 f"Preempted ({name}): checkpoint written, exiting with {self._preemption.status}", flush=True
             )
-        raise SystemExit(self._preemption.status)
+        raise Preempted(self._preemption.status)
 
     def _rotate_numbered(self, path: str, scope: str) -> None:
         """Keep the ``max_anchors`` files ``{scope}-{k}.pth`` of the folder with the highest k.
