@@ -134,6 +134,8 @@ def test_state_is_a_small_json_dict_naming_the_family_run(family):
     with open_tank(family) as tank:
         tank.next()
         state = tank.state_dict()
+        tank.state_dict()["dataset"]["files"].clear()  # the caller's copy, not the Tank's
+        assert tank.state_dict() == state
     with open(family + ".manifest.json", encoding="utf-8") as fh:
         run = json.load(fh)["run"]
     text = json.dumps(state)
@@ -340,7 +342,7 @@ def test_an_interrupted_resumed_epoch_resumes_again(family):
         again.load_state_dict(state)  # the same world: exact
         for want in rest:
             assert_same(again.next(), want)
-    batches, _ = resume_on(family, [state], 2)  # and on two ranks: the six samples left, once each
+    batches, _ = resume_on(family, state, 2)  # and on two ranks: the six samples left, once each
     seen = [k for rank in batches for k in keys_of(rank)]
     assert sorted(seen) == sorted(keys_of(rest)) and not set(seen) & set(keys_of(first))
 

@@ -17,7 +17,7 @@ import numpy as np
 from ._order import miles_per_epoch
 from ._validate import instance_of, int_in, is_int
 
-FORMAT = 1
+STATE_FORMAT = 1
 _INT_MINIMUM = {
     "seed": 0,
     "epoch": 0,
@@ -77,11 +77,11 @@ def check_state(state: Any, where: str) -> dict[str, Any]:
     missing = [k for k in KEYS if k not in state]
     if missing:
         raise ValueError(f"{where} lacks {missing}: pass a dict made by Tank.state_dict()")
-    if not is_int(state["format"]) or state["format"] != FORMAT:
+    if not is_int(state["format"]) or state["format"] != STATE_FORMAT:
         raise ValueError(
-            f"{where}: 'format' is {state['format']!r}; this nebulae-fuel reads Tank states of format {FORMAT}"
+            f"{where}: 'format' is {state['format']!r}; this nebulae-fuel reads Tank states of format {STATE_FORMAT}"
         )
-    out: dict[str, Any] = {"format": FORMAT}
+    out: dict[str, Any] = {"format": STATE_FORMAT}
     for key, minimum in _INT_MINIMUM.items():
         out[key] = int_in(key, state[key], minimum, owner=where)
     for key in _BOOLS:
@@ -364,3 +364,75 @@ def reshard(states: list[dict[str, Any]], nworld: int) -> tuple[int, list[list[i
         return epoch + 1, None
     remainder_plan(total_of(ranges), states[0]["batch_size"], nworld)
     return epoch, ranges
+
+
+# -- what a Tank does with a state ---------------------------------------------------------------------------
+
+
+def check_same_run(state: dict[str, Any], where: str, settings: dict[str, Any], ours: dict[str, Any]) -> None:
+    """A state from another data set, or with other settings, cannot continue a Tank's run."""
+    if not same_data(state["dataset"], ours):
+        raise ValueError(
+            f"{where} was saved from another data set ({describe(state['dataset'])}) than this Tank reads "
+            f"({describe(ours)}): load it into a Tank over the data set it was saved from"
+        )
+    for key, value in settings.items():
+        if state[key] != value:
+            raise ValueError(
+                f"{where} was saved with {key}={state[key]!r} but this Tank has {key}={value!r}: create "
+                f"the Tank with {key}={state[key]!r} to resume"
+            )
+
+
+def resume_point(
+    state: Any, rank: int, nworld: int, settings: dict[str, Any], ours: dict[str, Any]
+) -> tuple[int, int, int, Remainder | None]:
+    """`(seed, epoch, mile, remainder)` where the Tank `rank` of `nworld` goes on from `state` (see
+    `Tank.load_state_dict`): one rank's state, or the list of every saved rank's.
+
+    Raises:
+        TypeError: not a dict or a list of dicts, or a field of the wrong type.
+        ValueError: a wrong value, another data set or setting, another rank, or an impossible split.
+    """
+    if isinstance(state, dict):
+        states = [check_state(state, "state")]
+        wheres = ["state"]
+        single = states[0]
+        if single["nworld"] == nworld and single["rank"] != rank:
+            raise ValueError(
+                f"state was saved by rank {single['rank']} but this Tank is rank {rank} of {nworld}: load each "
+                "rank's own state, or pass the list of every rank's state"
+            )
+        if single["nworld"] not in (nworld, 1):
+            raise ValueError(
+                f"state is rank {single['rank']}'s of {single['nworld']} ranks but this Tank is rank {rank} of "
+                f"{nworld}: to resume on another number of ranks, pass the list of the states of all "
+                f"{single['nworld']} saved ranks"
+            )
+    elif isinstance(state, (list, tuple)):
+        if not state:
+            raise ValueError(
+                "'state' is an empty list: pass Tank.state_dict() or the list of every rank's state"
+            )
+        wheres = [f"state[{i}]" for i in range(len(state))]
+        states = [check_state(s, where) for s, where in zip(state, wheres, strict=True)]
+    else:
+        raise TypeError(
+            "'state' must be a dict made by Tank.state_dict() or a list of such dicts, one per saved rank "
+            f"(got {type(state).__name__})"
+        )
+    remainders = []
+    for s, where in zip(states, wheres, strict=True):
+        check_same_run(s, where, settings, ours)
+        remainders.append(check_miles(s, where))
+    if isinstance(state, dict) and states[0]["nworld"] == nworld:
+        single = states[0]
+        return single["seed"], single["epoch"], single["mile"], remainders[0]
+    states = check_world(states)
+    seed = states[0]["seed"]
+    if states[0]["nworld"] == nworld:
+        own = states[rank]
+        return seed, own["epoch"], own["mile"], check_miles(own, f"state of rank {rank}")
+    epoch, ranges = reshard(states, nworld)
+    remainder = Remainder(epoch, ranges, states[0]["batch_size"], nworld) if ranges is not None else None
+    return seed, epoch, 0, remainder

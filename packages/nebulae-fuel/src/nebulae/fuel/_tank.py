@@ -20,17 +20,7 @@ from ._order import epoch_order, miles_per_epoch, rank_batch
 from ._procs import process_safe
 from ._rank import get_rank, get_world_size
 from ._source import Source, resolve_paths
-from ._state import (
-    SHARED,
-    Remainder,
-    check_miles,
-    check_state,
-    check_world,
-    describe,
-    identity,
-    reshard,
-    same_data,
-)
+from ._state import STATE_FORMAT, Remainder, identity, resume_point
 from ._validate import int_in
 from ._workers import InlineExecutor, ProcessExecutor, ThreadExecutor
 
@@ -379,7 +369,7 @@ class Tank:
             self._remainder if self._remainder is not None and self._remainder.epoch == self.epoch else None
         )
         return {
-            "format": 1,
+            "format": STATE_FORMAT,
             "seed": self.seed,
             "epoch": self.epoch,
             "mile": self.mile,
@@ -403,7 +393,11 @@ class Tank:
             kind = self._builder.kind
             runs = [read_run_id(p, kind) for p in self.paths]
             self._identity = identity(self.paths, self._file_rows, runs)
-        return self._identity
+        ident = self._identity
+        return {
+            "run": ident["run"],
+            "files": [list(f) for f in ident["files"]],
+        }  # a copy: callers may edit it
 
     def load_state_dict(self, state: dict[str, Any] | list[dict[str, Any]]) -> None:
         """Continue exactly where `state` was saved: the next batch is the one an uninterrupted Tank would return.
@@ -429,68 +423,13 @@ class Tank:
         Example:
             >>> tank.load_state_dict(json.load(open('tank_state.json')))  # doctest: +SKIP
         """
-        if isinstance(state, dict):
-            single = check_state(state, "state")
-            self._check_same_run(single, "state")
-            if single["nworld"] == self.nworld:
-                if single["rank"] != self.rank:
-                    raise ValueError(
-                        f"state was saved by rank {single['rank']} but this Tank is rank {self.rank} of "
-                        f"{self.nworld}: load each rank's own state, or pass the list of every rank's state"
-                    )
-                return self._restore(single)
-            check_miles(single, "state")
-            if single["nworld"] != 1:
-                raise ValueError(
-                    f"state is rank {single['rank']}'s of {single['nworld']} ranks but this Tank is rank {self.rank} "
-                    f"of {self.nworld}: to resume on another number of ranks, pass the list of the states of all "
-                    f"{single['nworld']} saved ranks"
-                )
-            states = [single]
-        elif isinstance(state, (list, tuple)):
-            if not state:
-                raise ValueError(
-                    "'state' is an empty list: pass Tank.state_dict() or the list of every rank's state"
-                )
-            states = [check_state(s, f"state[{i}]") for i, s in enumerate(state)]
-            for i, s in enumerate(states):
-                self._check_same_run(s, f"state[{i}]")
-                check_miles(s, f"state[{i}]")
-            states = check_world(states)
-            if states[0]["nworld"] == self.nworld:
-                return self._restore(states[self.rank])
-        else:
-            raise TypeError(
-                "'state' must be a dict made by Tank.state_dict() or a list of such dicts, one per saved rank "
-                f"(got {type(state).__name__})"
-            )
-        epoch, ranges = reshard(states, self.nworld)
-        self._reseed(states[0]["seed"])
-        remainder = Remainder(epoch, ranges, self.batch_size, self.nworld) if ranges is not None else None
-        self._go(epoch, 0, remainder)
-
-    def _check_same_run(self, state: dict[str, Any], where: str) -> None:
-        """A state from another data set or with other settings cannot continue this Tank's run."""
-        ours = self.dataset_identity()
-        if not same_data(state["dataset"], ours):
-            raise ValueError(
-                f"{where} was saved from another data set ({describe(state['dataset'])}) than this Tank reads "
-                f"({describe(ours)}): load it into a Tank over the data set it was saved from"
-            )
-        mine = {"batch_size": self.batch_size, "shuffle": self.shuffle, "in_same_size": self.in_same_size}
-        mine["rows"] = self._len
-        for key in SHARED:
-            if key in mine and state[key] != mine[key]:
-                raise ValueError(
-                    f"{where} was saved with {key}={state[key]!r} but this Tank has {key}={mine[key]!r}: create "
-                    f"the Tank with {key}={state[key]!r} to resume"
-                )
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        """Take up one rank's own state on the same rank of the same world size."""
-        remainder = check_miles(state, "state")
-        self._reseed(state["seed"])
-        self._go(state["epoch"], state["mile"], remainder)
+        settings = {"batch_size": self.batch_size, "shuffle": self.shuffle, "in_same_size": self.in_same_size}
+        settings["rows"] = self._len
+        seed, epoch, mile, remainder = resume_point(
+            state, self.rank, self.nworld, settings, self.dataset_identity()
+        )
+        self._reseed(seed)
+        self._go(epoch, mile, remainder)
 
     @property
     def data(self) -> Any:
