@@ -255,3 +255,22 @@ def test_multiverse_forwards_the_signal_and_exits_with_the_ranks_preemption_stat
     step = stored["meta"]["step"]
     assert step >= 3 and [s["mile"] for s in stored["ranked"]["train"]] == [step, 2 * step]
     assert [s["rank"] for s in stored["ranked"]["train"]] == [0, 1] and len(stored["rng"]) == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_model_and_the_cuda_rng_round_trip_through_a_non_blocking_drop(tmp_path):
+    tm = TimeMachine(ckpt_path=tmp_path, save_path=tmp_path, verbose=False)
+    net = _net().cuda()
+    torch.cuda.manual_seed_all(4)
+    path = tm.drop(net, state={"c": Counter(1)}, blocking=False)
+    expected = torch.rand(3, device="cuda")
+    with torch.no_grad():
+        net.weight.add_(1.0)  # after the host copy: the file keeps the old weights
+    tm.wait()
+    stored = torch.load(path, weights_only=True)
+    assert stored["net"]["weight"].device.type == "cpu" and len(stored["rng"][0]["cuda"]) >= 1
+    torch.rand(5, device="cuda")
+    tm.to(net, state={"c": Counter()})
+    assert torch.equal(torch.rand(3, device="cuda"), expected)
+    assert torch.equal(net.weight.detach().cpu(), stored["net"]["weight"])
