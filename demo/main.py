@@ -7,13 +7,17 @@
    craft and EMA under an Engine, watched by a DashBoard, checkpointed by a TimeMachine;
 4. score the held-out split and write the DashBoard's CSV and PNG curves.
 
-Run with ``hatch run demo:run``; ``--resume`` continues from the newest checkpoint, ``--nworld 2``
-trains the same model under Multiverse (gloo on CPU, NCCL on GPUs).
+Run with ``hatch run demo:run``; ``--resume`` continues from the newest checkpoint (mid-epoch too, with
+the same samples and augmentations an uninterrupted run would see), ``--every N`` checkpoints every N
+steps in the background, ``--preemptible`` turns SIGTERM/SIGUSR1 into a checkpoint and exit status 143
+(so a scheduler's requeue resumes it), ``--nworld 2`` trains the same model under Multiverse (gloo on CPU,
+NCCL on GPUs).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,6 +33,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=15, help="epochs to train in this run (default 15)")
     parser.add_argument(
         "--resume", action="store_true", help="continue from the newest checkpoint in OUT/ckpt"
+    )
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=0,
+        help="also checkpoint every N steps, without blocking (default: epochs only)",
+    )
+    parser.add_argument(
+        "--preemptible",
+        action="store_true",
+        help="on SIGTERM/SIGUSR1 finish the step, checkpoint it and exit with status 143",
     )
     parser.add_argument(
         "--nworld", type=int, default=1, help="processes (GPUs when present) under Multiverse"
@@ -50,6 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("epochs", "nworld", "size", "batch"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1 (got {getattr(args, name)})")
+    if args.every < 0:
+        parser.error(f"--every must be >= 0 (got {args.every})")
     return args
 
 
@@ -101,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.nworld > 1:
         from nebulae.cockpit import Multiverse
 
-        Multiverse(launch, args.nworld)(args, packed)
+        # Under --preemptible the parent passes a scheduler's signal on to the ranks instead of dying of it.
+        forward = (signal.SIGTERM, signal.SIGUSR1) if args.preemptible else ()
+        Multiverse(launch, args.nworld, forward_signals=forward)(args, packed)
     else:
         launch(None, args, packed)
     print(f"[4/4] done in {time.perf_counter() - began:.1f}s; everything is under {args.out}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,21 @@ def evaluate(ema: Any, tank: Any) -> tuple[int, int]:
     return correct, total
 
 
+def resume(tm: Any, ema: Any, optz: Any, state: dict[str, Any], say: Any) -> int:
+    """Load the newest checkpoint and return the epoch to continue; the Tank continues at its step."""
+    train = state["train"]
+    try:
+        tm.to(ema, optz=optz, state=state)
+    except KeyError:  # written before checkpoints held the Tank's state: continue at its epoch's end
+        tm.to(ema, optz=optz)
+        train.seek(int(tm.meta.get("epoch", 0)))
+    if train.mile:
+        say(f"resuming epoch {train.epoch + 1} at step {train.mile} of {train.MPE}")
+    else:
+        say(f"resuming after epoch {train.epoch}")
+    return int(train.epoch)
+
+
 def launch(mv: Any, args: Any, packed: dict[str, str]) -> None:
     """Train the digit classifier; ``mv`` is the Multiverse (None for a single process)."""
     distributed = mv is not None
@@ -73,16 +89,14 @@ def launch(mv: Any, args: Any, packed: dict[str, str]) -> None:
     loss_fn, acc_fn = dock.SftmXE(False), dock.AccCls(False, False)
     ckpt_dir = Path(args.out) / "ckpt"
     tm = TimeMachine(ckpt_path=str(ckpt_dir), save_path=str(ckpt_dir), max_anchors=3)
-    start = 0
-    if args.resume:
-        tm.to(ema, optz=optz)  # the newest DIGITS_EMA-k.pth that loads: weights, EMA shadow, optimizer
-        start = int(tm.meta.get("epoch", 0))
-        say(f"resuming after epoch {start}")
-    train.seek(start)
     if distributed:
         net, train, dev = mv.sync(net, (train, dev))  # DDP, and each rank gets its own shard of the data
         if rank0:
             dev.set_distributed(0, 1)  # rank 0 scores the whole held-out split
+    # Each rank's Tank position and RNG states travel with the weights, so a resumed run sees the samples
+    # and augmentations an uninterrupted one would, from the step it stopped at.
+    state = {"train": train}
+    start = resume(tm, ema, optz, state, say) if args.resume else 0
 
     log_dir = Path(args.out) / "aerolog"
     history = str(log_dir) if args.resume and _has_curves(log_dir) else ""
@@ -92,36 +106,50 @@ def launch(mv: Any, args: Any, packed: dict[str, str]) -> None:
     )  # fmt: skip
 
     began = time.perf_counter()
-    for epoch in range(start, start + args.epochs):
-        run_epoch = epoch - start  # the board counts this run's epochs; log(record=) continues the curves
-        with dock.Rudder() as rudder:
-            net.gear(rudder)
-            for batch in board.track(train, stage="TRAIN", epoch=run_epoch, mpe=train.MPE):
-                images, labels = batch_to_tensors(batch)
-                logits = net(images)
-                loss = loss_fn(logits, labels)
-                optz(loss)
-                ema.update()
-                shown = mv.reduce(loss.detach()) if distributed else loss.detach()
-                board.gauge(
-                    {"loss": dock.shell(shown), "acc": dock.shell(acc_fn(logits, labels)), "lr": optz.lr}
-                )
-        if rank0:
-            ema.on()
-            with dock.Nozzle() as nozzle:
-                ema.gear(nozzle)
-                for batch in board.track(dev, stage="DEV", epoch=run_epoch, mpe=dev.MPE):
+    steps = 0
+    with tm.preemptible() if args.preemptible else contextlib.nullcontext():
+        for epoch in range(start, start + args.epochs):
+            run_epoch = epoch - start  # the board counts this run's epochs; log(record=) continues the curves
+            with dock.Rudder() as rudder:
+                net.gear(rudder)
+                for batch in board.track(train, stage="TRAIN", epoch=run_epoch, mpe=train.MPE):
                     images, labels = batch_to_tensors(batch)
-                    logits = ema(images)
+                    logits = net(images)
+                    loss = loss_fn(logits, labels)
+                    optz(loss)
+                    ema.update()
+                    shown = mv.reduce(loss.detach()) if distributed else loss.detach()
                     board.gauge(
-                        {
-                            "loss": dock.shell(loss_fn(logits, labels)),
-                            "acc": dock.shell(acc_fn(logits, labels)),
-                        }
+                        {"loss": dock.shell(shown), "acc": dock.shell(acc_fn(logits, labels)), "lr": optz.lr}
                     )
-            ema.off()
-            tm.drop(ema, optz=optz, meta={"epoch": epoch + 1})
-            board.log(gauge=False, tachograph=True, record=history)  # CSVs every epoch: safe if interrupted
+                    steps += 1
+                    where = {"epoch": epoch, "mile": train.mile}  # epochs finished, then steps into the next
+                    if args.preemptible:
+                        tm.exit_if_preempted(ema, optz=optz, state=state, meta=where)
+                    if args.every and steps % args.every == 0 and train.mile:  # mile 0: the epoch's own drop
+                        tm.drop(ema, optz=optz, state=state, meta=where, blocking=False)
+            if rank0:
+                ema.on()
+                with dock.Nozzle() as nozzle:
+                    ema.gear(nozzle)
+                    for batch in board.track(dev, stage="DEV", epoch=run_epoch, mpe=dev.MPE):
+                        images, labels = batch_to_tensors(batch)
+                        logits = ema(images)
+                        board.gauge(
+                            {
+                                "loss": dock.shell(loss_fn(logits, labels)),
+                                "acc": dock.shell(acc_fn(logits, labels)),
+                            }
+                        )
+                ema.off()
+            tm.drop(
+                ema, optz=optz, state=state, meta={"epoch": epoch + 1}
+            )  # every rank: each has a Tank state
+            if rank0:
+                board.log(
+                    gauge=False, tachograph=True, record=history
+                )  # CSVs every epoch: safe if interrupted
+    tm.wait()
     seconds = time.perf_counter() - began
 
     if rank0:

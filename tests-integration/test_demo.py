@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,46 @@ def test_bad_options_are_refused_by_name(tmp_path):
         [sys.executable, str(DEMO), "--data", str(tmp_path)], capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 2 and "--data and --csv go together" in out.stderr
+
+
+def _newest(folder: Path) -> Path:
+    return max(folder.glob("DIGITS_EMA-*.pth"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+
+
+def test_every_drops_mid_epoch_and_resume_continues_at_that_step(tmp_path):
+    out = tmp_path / "o"
+    _demo("--epochs", "1", "--subset", "300", "--every", "2", "--out", str(out))
+    _newest(out / "ckpt").unlink()  # the epoch's own checkpoint: the one of step 2 is then the newest
+    mid = torch.load(_newest(out / "ckpt"), weights_only=True)
+    assert mid["meta"] == {"epoch": 0, "mile": 2} and mid["ranked"]["train"][0]["mile"] == 2
+    stdout = _demo("--resume", "--epochs", "1", "--subset", "300", "--out", str(out))
+    assert re.search(r"^resuming epoch 1 at step 2 of \d+$", stdout, re.M), stdout[-2000:]
+    assert torch.load(_newest(out / "ckpt"), weights_only=True)["meta"] == {"epoch": 1}
+    _accuracy(stdout)
+
+
+def test_preemptible_checkpoints_on_sigterm_exits_143_and_resumes(tmp_path):
+    out = tmp_path / "o"
+    args = ["--epochs", "30", "--subset", "300", "--every", "1", "--preemptible", "--out", str(out)]
+    run = subprocess.Popen(
+        [sys.executable, str(DEMO), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert run.stdout is not None
+        for line in run.stdout:  # the first background drop: the loop runs under the handler
+            if line.startswith("Anchor is dropped"):
+                run.send_signal(signal.SIGTERM)
+                break
+        rest = run.stdout.read()
+        assert run.wait(timeout=300) == 143, rest[-3000:]
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert "Preempted (SIGTERM): checkpoint written, exiting with 143" in rest
+    stopped = torch.load(_newest(out / "ckpt"), weights_only=True)["meta"]
+    stdout = _demo("--resume", "--epochs", "1", "--subset", "300", "--out", str(out))
+    if stopped["mile"]:
+        assert f"resuming epoch {stopped['epoch'] + 1} at step {stopped['mile']} of" in stdout
+    else:
+        assert f"resuming after epoch {stopped['epoch']}" in stdout

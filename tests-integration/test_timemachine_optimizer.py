@@ -59,3 +59,19 @@ def test_model_optimizer_and_ema_resume_bit_identically(tmp_path):
     assert adam2.lr == adam.lr
     for key, value in expected_shadow.items():
         assert torch.equal(ema2.shadow[key], value)
+
+
+def test_optimizer_craft_and_ema_resume_through_state_in_a_non_blocking_drop(tmp_path):
+    net, ema, adam = _setup(0)
+    _train(net, ema, adam, 4)
+    tm = TimeMachine(ckpt_path=str(tmp_path), save_path=str(tmp_path), verbose=False)
+    tm.drop(net, state={"optim": adam, "ema": ema}, meta={"step": 4}, blocking=False)
+    expected = _train(net, ema, adam, 5)  # trains on while the checkpoint is written
+    expected_shadow = {k: v.clone() for k, v in ema.shadow.items()}
+
+    net2, ema2, adam2 = _setup(99)
+    assert tm.to(net2, state={"optim": adam2, "ema": ema2}, frozen=True) == {"step": 4}
+    assert ema2.count == 4 and adam2.step_count == 4
+    assert _train(net2, ema2, adam2, 5) == expected
+    for key, value in expected_shadow.items():
+        assert torch.equal(ema2.shadow[key], value)

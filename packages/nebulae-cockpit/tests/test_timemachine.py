@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from nebulae.cockpit import CockpitWarning, TimeMachine
-from nebulae.cockpit._timemachine import _in_scope, _scope_prefix
+from nebulae.cockpit._model_state import in_scope as _in_scope
+from nebulae.cockpit._model_state import scope_prefix as _scope_prefix
 
 
 class Net(nn.Module):

@@ -23,6 +23,7 @@ from nebulae.kit import current_engine, get_local_rank, get_local_world_size, ge
 
 from . import _lease
 from ._gpus import GpuShortage, list_gpus, select_gpus, visible_filter
+from ._preempt import Preempted, checked_signals
 from ._warnings import CockpitWarning
 
 __all__ = ["Multiverse"]
@@ -36,6 +37,7 @@ _SETTLE_S = 2.0
 # What a rank sends its parent on its pipe, once: it returned, or it raised (with the traceback).
 _RETURNED = "returned"
 _RAISED = "raised"
+_PREEMPTED = "preempted"  # TimeMachine.exit_if_preempted ended it, after its checkpoint
 
 # Texts of the errors that a collective raises on a rank because of another rank (gloo, NCCL).
 _PEER_LOST = ("closed by peer", "reset by peer", "broken pipe", "remote worker", "communicator was aborted")
@@ -112,7 +114,10 @@ def _child_main(
     except BaseException as exc:
         # The traceback goes to the parent, which raises it with this rank's number.
         with contextlib.suppress(Exception):
-            conn.send((_RAISED, traceback.format_exc(), _failure_kind(exc)))
+            if isinstance(exc, Preempted):
+                conn.send((_PREEMPTED, exc.code))
+            else:
+                conn.send((_RAISED, traceback.format_exc(), _failure_kind(exc)))
         conn.close()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -240,6 +245,11 @@ class Multiverse:
         nworld: the number of processes, and of GPUs when the machine has any.
         timeout: seconds a collective may wait before it fails (None: torch's default).
         lease: lease the chosen GPUs (see ``Engine``) until the last rank exits.
+        forward_signals: signals (e.g. ``(signal.SIGTERM, signal.SIGUSR1)``) that the spawning parent
+            passes on to its ranks instead of dying of them, so that ranks under
+            ``TimeMachine.preemptible`` checkpoint and exit; installed in the parent only while
+            ``mv()`` runs (main thread), the previous handlers restored after. When every rank ended
+            through ``exit_if_preempted``, ``mv()`` raises ``SystemExit`` with their exit status.
 
     Attributes:
         nworld: the world size (``WORLD_SIZE`` under a launcher).
@@ -264,6 +274,7 @@ class Multiverse:
         *,
         timeout: float | None = None,
         lease: bool = True,
+        forward_signals: Any = (),
     ) -> None:
         if not callable(universe):
             raise TypeError(
@@ -279,6 +290,7 @@ class Multiverse:
         self.nworld = nworld
         self.timeout = timeout
         self.lease = lease
+        self.forward_signals = checked_signals(forward_signals) if forward_signals else ()
         self.rank = -1
         self._owns_group = False
         env = dict(os.environ)
@@ -344,7 +356,17 @@ class Multiverse:
         n = str(self.nworld)
         ctx = multiprocessing.get_context("spawn")
         ranks: list[tuple[int, Any, multiprocessing.connection.Connection]] = []
+        previous: dict[signal.Signals, Any] = {}
+
+        def forward(signum: int, frame: Any) -> None:
+            for _, process, _ in ranks:
+                if process.is_alive():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signum)
+
         try:
+            for sig in self.forward_signals:
+                previous[sig] = signal.signal(sig, forward)
             for rank in range(self.nworld):
                 child_env = dict(env, NEB_RANK=str(rank), RANK=str(rank), LOCAL_RANK=str(rank))
                 child_env.update(WORLD_SIZE=n, LOCAL_WORLD_SIZE=n)
@@ -368,6 +390,8 @@ class Multiverse:
                 ranks.append((rank, process, receiver))
             self._wait(ranks)
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self._stop(ranks)
             for gpu in gpus:
                 _lease.release(str(gpu.uuid))
@@ -379,6 +403,7 @@ class Multiverse:
         messages: dict[int, tuple[Any, ...]] = {}
         codes: dict[int, int | None] = {}
         failed: list[int] = []  # in the order the parent saw them end
+        preempted: list[int] = []
         deadline: float | None = None
         while running:
             timeout = None if deadline is None else deadline - time.monotonic()
@@ -401,13 +426,18 @@ class Multiverse:
                         if receiver.poll(_GRACE_S):
                             messages[rank] = receiver.recv()
                 codes[rank] = process.exitcode
-                if process.exitcode != 0 or messages.get(rank, ("",))[0] != _RETURNED:
+                message = messages.get(rank, ("",))
+                if message[0] == _PREEMPTED and process.exitcode == message[1]:
+                    preempted.append(rank)
+                elif process.exitcode != 0 or message[0] != _RETURNED:
                     failed.append(rank)
                     if deadline is None:
                         deadline = time.monotonic() + _SETTLE_S
         if failed:
             still = sorted(rank for rank, _ in running.values())
             raise RuntimeError(_failure_report(failed, messages, codes, still, self.timeout))
+        if preempted:
+            raise Preempted(codes[preempted[0]])
 
     @staticmethod
     def _stop(ranks: list[tuple[int, Any, multiprocessing.connection.Connection]]) -> None:

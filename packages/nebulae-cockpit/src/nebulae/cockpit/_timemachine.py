@@ -7,87 +7,39 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, overload
 
 import torch
 
 from nebulae.kit import get_rank
 
-from ._compat import compiled_original
-from ._procs import pid_alive
+from ._files import atomic_save, mtime, numbered, remove_dead_temps, resolved
+from ._model_state import (
+    craft_scope,
+    in_memory,
+    in_scope,
+    load_checkpoint,
+    load_net,
+    scope_prefix,
+    unwrap,
+)
+from ._preempt import DEFAULT_SIGNALS, Preempted, Preemption
+from ._rng import rng_state, set_rng_state
+from ._state import (
+    check_loadable,
+    gathered,
+    ranked_names,
+    restore_objects,
+    resumable_objects,
+    world,
+)
 from ._warnings import CockpitWarning
+from ._writer import BackgroundWriter, HostCopy
 
 __all__ = ["TimeMachine", "unwrap"]
 
-_RESERVED = ("net", "meta")
-
-
-def unwrap(craft: Any) -> Any:
-    """Strip ``DataParallel``/``DistributedDataParallel`` (``.module``) and ``torch.compile`` (``._orig_mod``)."""
-    seen = 0
-    while seen < 16:
-        seen += 1
-        if isinstance(craft, torch.nn.DataParallel | torch.nn.parallel.DistributedDataParallel):
-            craft = craft.module
-        elif (original := compiled_original(craft)) is not None:
-            craft = original
-        else:
-            break
-    return craft
-
-
-def _scope_prefix(scope: str | None, argument: str) -> str | None:
-    if scope is None:
-        return None
-    if not isinstance(scope, str):
-        raise TypeError(f"'{argument}' must be a '/'-separated attribute path or None (got {scope!r})")
-    prefix = ".".join(part for part in scope.strip("/").split("/") if part)
-    return prefix or None
-
-
-def _in_scope(key: str, prefix: str | None) -> bool:
-    # Boundary-safe: scope 'fc' keeps 'fc.weight' but not 'fc2.weight'.
-    return prefix is None or key == prefix or key.startswith(prefix + ".")
-
-
-def _fsync_dir(directory: str) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_save(obj: Any, path: str, fsync: bool = True) -> None:
-    """``torch.save`` to ``{path}.tmp-{pid}``, fsync, then ``os.replace`` onto ``path``."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            if fsync:
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    if fsync:
-        _fsync_dir(os.path.dirname(path) or ".")
-
-
-def _craft_scope(craft: Any) -> str:
-    scope = getattr(craft, "scope", None)
-    if scope is None:
-        scope = getattr(unwrap(craft), "scope", None)
-    if not isinstance(scope, str) or not scope:
-        raise TypeError(
-            f"the craft needs a non-empty str 'scope' to name its checkpoints (got {scope!r}); "
-            "pass file='name.pth' or give the model a scope"
-        )
-    return scope
+_RESERVED = ("net", "meta", "state", "ranked", "rng")
 
 
 class TimeMachine:
@@ -145,8 +97,12 @@ class TimeMachine:
         self.max_anchors = max_anchors
         self.verbose = verbose
         self.meta: dict[str, Any] = {}
+        self.path: str | None = None
         self._anchors: list[str] = []
         self._counters: dict[tuple[str, str], int] = {}
+        self._writer = BackgroundWriter()
+        self._host = HostCopy()
+        self._preemption: Preemption | None = None
         for directory in (self.ckpt_path, self.save_path):
             if directory is not None and not os.path.isfile(directory):
                 os.makedirs(directory, exist_ok=True)
@@ -160,6 +116,10 @@ class TimeMachine:
         *,
         optz: Any = None,
         meta: Mapping[str, Any] | None = None,
+        state: Mapping[str, Any] | None = None,
+        rng: bool = True,
+        blocking: bool = True,
+        ranked: Iterable[str] | None = None,
     ) -> str | None:
         """Write a checkpoint of ``craft`` atomically and return its path (None on ranks > 0).
 
@@ -173,30 +133,69 @@ class TimeMachine:
             save_scope: a ``/``-separated attribute path; only parameters under it are saved.
             optz: an optimizer (anything with ``state_dict()``) or a dict ``{name: optimizer}``.
             meta: a JSON-serialisable dict (e.g. ``{'epoch': 7}``), read back as ``tm.meta``.
+            state: ``{name: object}`` of anything with ``state_dict()``/``load_state_dict()`` (a Tank, an
+                optimizer craft, an EMA, a DashBoard); each ``state_dict()`` is stored. In a process
+                group every rank must call ``drop`` then: the ``ranked`` entries are gathered from all.
+            rng: with ``state``, store the global RNG states too (Python, NumPy, torch CPU and CUDA), per rank.
+            blocking: False copies the checkpoint to CPU memory (into the previous copy's buffers, kept
+                for that), returns, and writes it in a background thread; the next ``drop``, :meth:`wait`,
+                :meth:`to` or the interpreter's exit waits for it. A crash meanwhile leaves the previous file.
+            ranked: the ``state`` names whose state differs per rank (default: those with a
+                ``set_distributed()`` method, i.e. Tanks).
 
         Returns:
-            The path written, or None on ranks > 0 (which write nothing).
+            The path written (being written, with ``blocking=False``), or None on ranks > 0.
 
         Raises:
             ValueError: no ``save_path``, nothing under ``save_scope``, or a reserved optimizer name.
-            TypeError: ``meta`` is not a JSON-serialisable dict, or an optimizer lacks ``state_dict()``.
+            TypeError: ``meta`` is not a JSON-serialisable dict, an optimizer or ``state`` entry lacks
+                ``state_dict()``, or a ``state_dict()`` holds what ``weights_only`` loading refuses.
+            Exception: whatever the previous background write raised.
         """
+        self._writer.wait()
+        objects = resumable_objects(state)
+        shared: dict[str, Any] = {}
+        everyone: list[Any] = []
+        if objects is not None:
+            names = ranked_names(objects, ranked)
+            local = {"ranked": {name: objects[name].state_dict() for name in names}}
+            if rng:
+                local["rng"] = rng_state()
+            check_loadable(local, "state")
+            everyone = gathered(local)
+            shared = {name: obj.state_dict() for name, obj in objects.items() if name not in names}
         if get_rank() > 0:
             return None
         if self.save_path is None:
             raise ValueError("TimeMachine(save_path=...) is needed to drop checkpoints (save_path is None)")
-        state = self._net_state(craft, save_scope)
-        payload: dict[str, Any] = state
-        if optz is not None or meta is not None:
-            payload = {"net": state}
+        net_state = self._net_state(craft, save_scope)
+        payload: dict[str, Any] = net_state
+        if optz is not None or meta is not None or objects is not None:
+            payload = {"net": net_state}
             payload.update(self._optimizer_states(optz))
             if meta is not None:
                 payload["meta"] = self._checked_meta(meta)
+        if objects is not None:
+            check_loadable(shared, "state")
+            payload["state"] = shared
+            payload["ranked"] = {
+                name: [one["ranked"][name] for one in everyone] for name in everyone[0]["ranked"]
+            }
+            if rng:
+                payload["rng"] = [one["rng"] for one in everyone]
 
         path, scope = self._target(craft, file)
+        if blocking:
+            self._write(payload, path, scope)
+        else:
+            snapshot = self._host.copy(payload)
+            self._writer.submit(lambda: self._write(snapshot, path, scope))
+        return path
+
+    def _write(self, payload: dict[str, Any], path: str, scope: str | None) -> None:
         directory = os.path.dirname(path) or "."
         final = re.escape(scope) + r"-\d+\.pth" if scope else re.escape(os.path.basename(path))
-        _remove_dead_temps(directory, final)
+        remove_dead_temps(directory, final)
         atomic_save(payload, path)
         if scope:
             self._rotate_numbered(path, scope)
@@ -204,7 +203,91 @@ class TimeMachine:
             self._rotate_named(path)
         if self.verbose:
             print(f"Anchor is dropped at {path}", flush=True)
-        return path
+
+    def wait(self) -> None:
+        """Block until a ``drop(blocking=False)`` in flight is on disk; raise the error it ended with."""
+        self._writer.wait()
+
+    def close(self) -> None:
+        """Flush the background write and restore the signal handlers :meth:`preemptible` replaced."""
+        try:
+            self._writer.close()
+        finally:
+            if self._preemption is not None:
+                self._preemption.restore()
+                self._preemption = None
+
+    def __enter__(self) -> TimeMachine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ preemption
+    @contextlib.contextmanager
+    def preemptible(
+        self, signals: Iterable[int] | int = DEFAULT_SIGNALS, exit_code: int | None = None
+    ) -> Iterator[TimeMachine]:
+        """Catch ``signals`` while the block runs, so that :meth:`exit_if_preempted` can end cleanly.
+
+        The handlers only set :attr:`preempted`; the previous handlers are back when the block ends.
+        Must be entered in the main thread.
+
+        Args:
+            signals: what schedulers send before a kill: SIGTERM, and SIGUSR1 (SLURM's ``--signal``).
+            exit_code: the exit status after the checkpoint (None: 128 + the signal, as a kill reports).
+
+        Example:
+            >>> with tm.preemptible(exit_code=3):  # doctest: +SKIP
+            ...     for batch in tank:
+            ...         optz(loss_fn(net(batch['x']), batch['y']))
+            ...         tm.exit_if_preempted(net, state={'train': tank, 'optim': optz})
+        """
+        if self._preemption is not None:
+            raise RuntimeError("tm.preemptible() is already active on this TimeMachine")
+        preemption = Preemption(signals, exit_code)
+        preemption.install()
+        self._preemption = preemption
+        try:
+            yield self
+        finally:
+            preemption.restore()
+            self._preemption = None
+
+    @property
+    def preempted(self) -> bool:
+        """Whether a signal of :meth:`preemptible` arrived (in this process)."""
+        return self._preemption is not None and self._preemption.received is not None
+
+    def exit_if_preempted(
+        self, craft: Any, file: str = "", save_scope: str | None = None, **drop: Any
+    ) -> None:
+        """Call at the end of each step: after a preemption signal, drop a checkpoint and exit.
+
+        The checkpoint is written (blocking) with :meth:`drop`'s arguments, then ``SystemExit`` carries
+        the chosen exit status, so ``finally`` blocks and ``with`` exits run. In a process group the
+        ranks agree (one all-reduce per call): when any rank was signalled, all of them stop at this step.
+        """
+        if self._preemption is None:
+            raise RuntimeError("exit_if_preempted() needs an active 'with tm.preemptible():' block")
+        stop = self.preempted
+        if world()[1] > 1:
+            flag = torch.tensor([1 if stop else 0])
+            if torch.distributed.get_backend() == "nccl":
+                flag = flag.cuda()
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stop = bool(flag.item())
+        if not stop:
+            return
+        drop.pop("blocking", None)
+        self.drop(craft, file, save_scope, blocking=True, **drop)
+        received = self._preemption.received
+        if self.verbose and get_rank() <= 0:
+            name = received.name if received is not None else "a signal to another rank"
+            print(
+                f"Preempted ({name}): checkpoint written, exiting with {self._preemption.status}", flush=True
+            )
+        raise Preempted(self._preemption.status)
 
     def _rotate_numbered(self, path: str, scope: str) -> None:
         """Keep the ``max_anchors`` files ``{scope}-{k}.pth`` of the folder with the highest k.
@@ -215,16 +298,16 @@ class TimeMachine:
         if self.max_anchors < 0:
             return
         directory = os.path.dirname(path) or "."
-        written = _resolved(path)
-        for _, name in _numbered(directory, scope)[self.max_anchors :]:
+        written = resolved(path)
+        for _, name in numbered(directory, scope)[self.max_anchors :]:
             old = os.path.join(directory, name)
-            if _resolved(old) != written:
+            if resolved(old) != written:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(old)
 
     def _rotate_named(self, path: str) -> None:
         """Keep the last ``max_anchors`` files this instance wrote under names it was given."""
-        written = _resolved(path)
+        written = resolved(path)
         if written in self._anchors:
             self._anchors.remove(written)
         self._anchors.append(written)
@@ -238,9 +321,9 @@ class TimeMachine:
         module = unwrap(craft)
         if not hasattr(module, "state_dict"):
             raise TypeError(f"'craft' must be a torch.nn.Module (got {type(craft).__name__})")
-        prefix = _scope_prefix(save_scope, "save_scope")
+        prefix = scope_prefix(save_scope, "save_scope")
         state = module.state_dict()
-        kept = {key: value for key, value in state.items() if _in_scope(key, prefix)}
+        kept = {key: value for key, value in state.items() if in_scope(key, prefix)}
         if not kept:
             raise ValueError(
                 f"'save_scope' {save_scope!r} matches no parameter of the craft; "
@@ -286,14 +369,15 @@ class TimeMachine:
             return path, None
         directory = os.path.join(self.save_path, file) if file else self.save_path
         os.makedirs(directory, exist_ok=True)
-        scope = _craft_scope(craft)
-        indices = [k for k, _ in _numbered(directory, scope)]
+        scope = craft_scope(craft)
+        indices = [k for k, _ in numbered(directory, scope)]
         key = (os.path.realpath(directory), scope)
         counter = max([self._counters.get(key, 0), *indices]) + 1
         self._counters[key] = counter
         return os.path.join(directory, f"{scope}-{counter}.pth"), scope
 
     # ------------------------------------------------------------------ to
+    @overload
     def to(
         self,
         craft: Any,
@@ -302,7 +386,34 @@ class TimeMachine:
         frozen: bool = False,
         *,
         optz: Any = None,
-    ) -> str:
+        state: None = None,
+        rng: bool = True,
+    ) -> str: ...
+
+    @overload
+    def to(
+        self,
+        craft: Any,
+        file: str = "",
+        ckpt_scope: str | None = None,
+        frozen: bool = False,
+        *,
+        optz: Any = None,
+        state: Mapping[str, Any],
+        rng: bool = True,
+    ) -> dict[str, Any]: ...
+
+    def to(
+        self,
+        craft: Any,
+        file: str = "",
+        ckpt_scope: str | None = None,
+        frozen: bool = False,
+        *,
+        optz: Any = None,
+        state: Mapping[str, Any] | None = None,
+        rng: bool = True,
+    ) -> str | dict[str, Any]:
         """Load a checkpoint into ``craft`` (and optimizers), returning the path loaded.
 
         Args:
@@ -313,23 +424,31 @@ class TimeMachine:
             frozen: strict loading: every entry must match the model in name and shape, and every model
                 entry under the scope must be present.
             optz: an optimizer or a dict ``{name: optimizer}`` to restore too.
+            state: ``{name: object}`` as given to :meth:`drop`: each ``load_state_dict()`` gets its stored
+                state (this rank's, for per-rank entries). The names must be exactly those stored.
+            rng: with ``state``, restore this rank's stored RNG states too.
 
         Returns:
-            The path of the loaded file. ``tm.meta`` then holds its ``meta`` dict (``{}`` if none).
+            The path of the loaded file, or with ``state`` the checkpoint's ``meta`` dict. ``tm.meta``
+            and ``tm.path`` hold both either way.
 
         Raises:
-            ValueError: no ``ckpt_path``.
+            ValueError: no ``ckpt_path``; per-rank state from another number of ranks that the object
+                cannot split.
             FileNotFoundError: nothing loadable at that path.
-            KeyError: an optimizer state missing from the file.
+            KeyError: an optimizer state missing from the file; ``state`` names missing from it, or
+                stored names not in ``state``.
             RuntimeError: ``frozen=True`` and the keys or shapes do not match.
             pickle.UnpicklingError: the file holds more than tensors and plain containers (it is never
                 unpickled with code execution).
         """
+        self._writer.wait()  # a checkpoint still being written is the newest one
+        objects = resumable_objects(state)
         if self.ckpt_path is None:
             raise ValueError("TimeMachine(ckpt_path=...) is needed to load checkpoints (ckpt_path is None)")
         target = os.path.join(self.ckpt_path, os.fspath(file)) if file else self.ckpt_path
         if os.path.isfile(target):
-            path, states = target, _load(target)
+            path, states = target, load_checkpoint(target)
         elif os.path.isdir(target):
             path, states = self._newest_loadable(craft, target)
         else:
@@ -341,6 +460,8 @@ class TimeMachine:
         net_state = states["net"] if wrapped else states
         if not isinstance(net_state, dict):
             raise ValueError(f"{path!r} does not hold a state dict (got {type(net_state).__name__})")
+        if objects is not None:
+            restore_objects(objects, states if wrapped else {}, path)
         if optz is not None:
             named = optz if isinstance(optz, Mapping) else {"optz": optz}
             for name, optimizer in named.items():
@@ -349,30 +470,36 @@ class TimeMachine:
                         f"{path!r} has no optimizer state {name!r}; it holds "
                         f"{sorted(k for k in states if k not in _RESERVED) if wrapped else 'model weights only'}"
                     )
-                optimizer.load_state_dict(_in_memory(states[name]))
-        self._load_net(unwrap(craft), net_state, ckpt_scope, frozen, path)
+                optimizer.load_state_dict(in_memory(states[name]))
+        load_net(unwrap(craft), net_state, ckpt_scope, frozen, path)
         meta = states.get("meta") if wrapped else None
         self.meta = dict(meta) if isinstance(meta, dict) else {}
+        self.path = path
+        if objects is not None and rng and states.get("rng"):
+            saved = states["rng"]
+            rank = world()[0]
+            if rank < len(saved):  # the RNG of a rank that did not exist before stays as it is
+                set_rng_state(saved[rank])
         if self.verbose and get_rank() <= 0:
             print(f"Back to {path}", flush=True)
-        return path
+        return dict(self.meta) if objects is not None else path
 
     @staticmethod
     def _newest_loadable(craft: Any, directory: str) -> tuple[str, Any]:
         scope = getattr(craft, "scope", None) or getattr(unwrap(craft), "scope", None)
-        own = [os.path.join(directory, name) for _, name in _numbered(directory, scope)] if scope else []
+        own = [os.path.join(directory, name) for _, name in numbered(directory, scope)] if scope else []
         others = [
             os.path.join(directory, name)
             for name in os.listdir(directory)
             if name.endswith(".pth") and os.path.join(directory, name) not in own
         ]
-        others.sort(key=lambda p: _mtime(p), reverse=True)
+        others.sort(key=lambda p: mtime(p), reverse=True)
         skipped = []
         for path in own + others:
             if not os.path.isfile(path):
                 continue
             try:
-                return path, _load(path)
+                return path, load_checkpoint(path)
             except Exception as exc:  # any unreadable file is skipped, and reported below
                 skipped.append(path)
                 warnings.warn(
@@ -384,114 +511,3 @@ class TimeMachine:
             f"no loadable .pth checkpoint in {directory!r}"
             + (f" (skipped unreadable: {', '.join(skipped)})" if skipped else "")
         )
-
-    @staticmethod
-    def _load_net(
-        module: Any, state: dict[str, Any], ckpt_scope: str | None, frozen: bool, path: str
-    ) -> None:
-        prefix = _scope_prefix(ckpt_scope, "ckpt_scope")
-        wanted = {key: value for key, value in state.items() if _in_scope(key, prefix)}
-        if not wanted:
-            raise ValueError(f"'ckpt_scope' {ckpt_scope!r} matches no entry of {path!r}")
-        own = module.state_dict()
-        unexpected = sorted(key for key in wanted if key not in own)
-        mismatched = sorted(
-            f"{key} (file {tuple(wanted[key].shape)}, model {tuple(own[key].shape)})"
-            for key in wanted
-            if key in own
-            and hasattr(wanted[key], "shape")
-            and tuple(wanted[key].shape) != tuple(own[key].shape)
-        )
-        if frozen:
-            missing = sorted(key for key in own if _in_scope(key, prefix) and key not in wanted)
-            if missing or unexpected or mismatched:
-                parts = [
-                    f"{label}: {', '.join(keys)}"
-                    for label, keys in (
-                        ("missing", missing),
-                        ("unexpected", unexpected),
-                        ("shape mismatch", mismatched),
-                    )
-                    if keys
-                ]
-                raise RuntimeError(
-                    f"frozen=True needs {path!r} to match the craft exactly under scope {ckpt_scope!r}; "
-                    + "; ".join(parts)
-                    + " (pass frozen=False to load the matching part only)"
-                )
-        elif mismatched:
-            warnings.warn(
-                f"{path!r}: skipped {len(mismatched)} entries whose shape differs from the craft: "
-                + ", ".join(mismatched),
-                CockpitWarning,
-                stacklevel=3,
-            )
-        loadable = {
-            key: value
-            for key, value in wanted.items()
-            if key in own and (not hasattr(value, "shape") or tuple(value.shape) == tuple(own[key].shape))
-        }
-        module.load_state_dict(loadable, strict=False)
-
-
-def _load(path: str) -> Any:
-    # mmap: the tensors are read straight from the page cache while load_state_dict copies them,
-    # instead of into fresh buffers first. The mapping is private, so nothing writes to the file.
-    # Legacy (non-zip) torch.save files cannot be mapped and are read the ordinary way.
-    with open(path, "rb") as handle:
-        zipped = handle.read(4) == b"PK\x03\x04"
-    return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
-
-
-def _in_memory(obj: Any) -> Any:
-    """Copy the tensors of a mapped checkpoint entry into memory.
-
-    Optimizers may keep the tensors they are given; mapped ones would pin the file on disk after
-    rotation deletes it.
-    """
-    if isinstance(obj, torch.Tensor):
-        return obj.clone()
-    if isinstance(obj, dict):
-        return {key: _in_memory(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_in_memory(value) for value in obj)
-    return obj
-
-
-def _mtime(path: str) -> float:
-    try:
-        return os.path.getmtime(path)
-    except OSError:
-        return 0.0
-
-
-def _resolved(path: str) -> str:
-    """``path`` with its folder resolved (symlinks, ``..``, relative), its own name kept as is."""
-    return os.path.join(os.path.realpath(os.path.dirname(path) or "."), os.path.basename(path))
-
-
-def _remove_dead_temps(directory: str, final: str) -> None:
-    """Delete ``{name}.tmp-{pid}`` files, ``name`` matching the regex ``final``, whose writer is dead.
-
-    A live writer's temp file (this process's, or another job's still writing) is left alone.
-    """
-    pattern = re.compile(rf"(?:{final})\.tmp-(\d+)")
-    for name in os.listdir(directory):
-        match = pattern.fullmatch(name)
-        if match and not pid_alive(int(match.group(1))):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(directory, name))
-
-
-def _numbered(directory: str, scope: str | None) -> list[tuple[int, str]]:
-    """``(k, name)`` of the ``{scope}-{k}.pth`` files in ``directory``, highest k first."""
-    if not scope:
-        return []
-    pattern = re.compile(re.escape(scope) + r"-(\d+)\.pth")
-    found = []
-    for name in os.listdir(directory):
-        match = pattern.fullmatch(name)
-        if match:
-            found.append((int(match.group(1)), name))
-    found.sort(reverse=True)
-    return found
