@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import functools
 import http.server
+import json
 import os
 import socket
 import subprocess
@@ -335,3 +336,32 @@ def test_windowed_state_resumes_exactly(http_server, tmp_path):
     with Tank(f"{base}/train.hdf5", SPEC, 4, **kw) as tank:
         tank.load_state_dict(state)
         assert _labels([tank.next() for _ in range(tank.MPE - 2)]) == rest
+
+
+def _cli(*args: str, env_cache: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NEBULAE_FUEL_CACHE=str(env_cache))
+    return subprocess.run(
+        [sys.executable, "-m", "nebulae.fuel", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_cli_info_and_verify_on_a_url(s3_server, tmp_path):
+    family = _pack(tmp_path)
+    url = _upload_s3(s3_server, family, "cli")
+    opts = json.dumps(s3_options(s3_server))
+    shown = _cli("info", url, "--storage-options", opts, env_cache=tmp_path / "c")
+    assert shown.returncode == 0, shown.stderr
+    assert "24" in shown.stdout and "label" in shown.stdout
+    # only the first shard was fetched for the columns
+    assert [
+        p.name for d in (tmp_path / "c").iterdir() for p in d.iterdir() if not p.name.endswith(".lock")
+    ] == ["train_0.hdf5"]
+    ok = _cli("verify", url, "--storage-options", opts, env_cache=tmp_path / "c")
+    assert ok.returncode == 0 and "6 shard(s)" in ok.stdout, ok.stderr
+    fs = s3fs.S3FileSystem(**s3_options(s3_server))
+    fs.pipe_file("cli/ds/train_3.hdf5", b"not the shard")
+    bad = _cli("verify", url, "--storage-options", opts, env_cache=tmp_path / "c")
+    assert bad.returncode == 2 and "train_3.hdf5" in bad.stderr and "Traceback" not in bad.stderr
+    missing = _cli("info", "s3://cli/ds/none.hdf5", "--storage-options", opts, env_cache=tmp_path / "c")
+    assert missing.returncode == 2 and "s3://cli/ds/none.hdf5" in missing.stderr
+    assert "Traceback" not in missing.stderr

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from ._remote import ATTEMPTS, BACKOFF_S, CHUNK, RemoteSet, transient
+from ._remote import ATTEMPTS, BACKOFF_S, RemoteSet, copy_object, transient
 
 ENV = "NEBULAE_FUEL_CACHE"
 _LOCK = ".lock"
@@ -86,8 +86,11 @@ class ShardCache:
         total = 0
         with os.scandir(self.dir) as it:
             for item in it:
-                if not item.name.endswith(_LOCK) and item.is_file(follow_symlinks=False):
-                    total += item.stat(follow_symlinks=False).st_size
+                if not item.name.endswith(_LOCK):
+                    # another process or thread may rename or remove a file between listing and stat
+                    with contextlib.suppress(FileNotFoundError):
+                        if item.is_file(follow_symlinks=False):
+                            total += item.stat(follow_symlinks=False).st_size
         return total
 
     def _lock_fd(self, i: int) -> int:
@@ -243,29 +246,16 @@ class ShardCache:
 
     def _stream(self, url: str, tmp: str) -> tuple[int, str]:
         """Copy the object to `tmp`, hashing as it streams; returns its size and sha256."""
-        fs = self.rset.fs
-        digest = hashlib.sha256()
-        size = 0
         flags = (
             os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         )
-        streaming = url.split("://", 1)[0] in ("http", "https")
-        # http(s): one streamed GET; object stores: ranged GETs of CHUNK bytes, nothing cached by fsspec
-        opts: dict[str, Any] = {"block_size": 0} if streaming else {"block_size": CHUNK, "cache_type": "none"}
         try:
-            with fs.open(url, "rb", **opts) as src, os.fdopen(os.open(tmp, flags, 0o644), "wb") as dst:
-                while True:
-                    chunk = src.read(CHUNK)
-                    if not chunk:
-                        break
-                    _write_chunk(dst, chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
+            with os.fdopen(os.open(tmp, flags, 0o644), "wb") as dst:
+                return copy_object(self.rset.fs, url, lambda chunk: _write_chunk(dst, chunk))
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-        return size, digest.hexdigest()
 
     # -- prefetching -----------------------------------------------------------------------------------------
 

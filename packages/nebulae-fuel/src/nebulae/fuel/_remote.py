@@ -5,9 +5,11 @@ fsspec and the user's backend (s3fs, gcsfs, adlfs, aiohttp) are optional and imp
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +120,55 @@ def open_remote(url: str, storage_options: dict[str, Any] | None = None) -> Remo
         for e in body["shards"]
     ]
     return RemoteSet(manifest, kind, str(body["run"]), entries, fs)
+
+
+def copy_object(fs: Any, url: str, write: Callable[[bytes], None] | None) -> tuple[int, str]:
+    """Stream the object at `url` through `write` (None: only hash it); returns its size and sha256."""
+    digest = hashlib.sha256()
+    size = 0
+    # http(s): one streamed GET; object stores: ranged GETs of CHUNK bytes, nothing cached by fsspec
+    streaming = url.split("://", 1)[0] in ("http", "https")
+    opts: dict[str, Any] = {"block_size": 0} if streaming else {"block_size": CHUNK, "cache_type": "none"}
+    with fs.open(url, "rb", **opts) as src:
+        while True:
+            chunk = src.read(CHUNK)
+            if not chunk:
+                break
+            if write is not None:
+                write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def verify_remote(url: str, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """Check every shard of the remote family `url` against its manifest's size and sha256 (reads every byte).
+
+    Returns:
+        The checked shard URLs.
+
+    Raises:
+        ValueError: a shard that differs, or a data set without a manifest; FileNotFoundError: a missing shard.
+    """
+    rset = open_remote(url, storage_options)
+    if rset.run is None:
+        raise ValueError(f"{url!r} has no manifest {url + MANIFEST_SUFFIX!r} to verify against")
+    bad = []
+    for entry in rset.entries:
+        try:
+            size, digest = _with_retries(lambda e=entry: copy_object(rset.fs, e.url, None), entry.url)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"shard {entry.file} ({entry.url}) of {rset.url} does not exist"
+            ) from None
+        if size != entry.bytes or digest != entry.sha256:
+            bad.append(entry.file)
+    if bad:
+        raise ValueError(
+            f"shard(s) {', '.join(bad)} of {rset.url} do not match their size and sha256 in the manifest "
+            "(changed or corrupted objects); re-upload the data set"
+        )
+    return [e.url for e in rset.entries]
 
 
 def _size(fs: Any, url: str) -> int | None:
