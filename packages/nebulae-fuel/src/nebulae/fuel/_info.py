@@ -68,8 +68,8 @@ def _remote_info(url: str, storage_options: dict[str, Any] | None, cache_dir: An
     cache = ShardCache(rset, cache_dir)
     try:
         cache.acquire(0)
-        rows = [e.rows for e in rset.entries]
-        lazy = [int(r) for r in rows] if all(r is not None for r in rows) else None
+        known = [e.rows for e in rset.entries if e.rows is not None]
+        lazy = known if len(known) == len(rset.entries) else None  # a lone file without manifest opens whole
         source = Source(cache.paths, rset.kind, decode=False, rows=lazy, meta=0)
         return _summary(url, cache.paths, rset.kind, source, [e.bytes for e in rset.entries])
     finally:
