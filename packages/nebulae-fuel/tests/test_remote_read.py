@@ -187,6 +187,9 @@ def test_bigger_than_the_cache_every_sample_once_within_budget_one_get_per_shard
         shard_gets = {p: n for p, n in server.gets.items() if p.startswith("/train_")}
         assert len(shard_gets) == 6 and max(shard_gets.values()) <= 3, shard_gets
         assert sum(tank.cache.downloads.values()) == sum(shard_gets.values())
+        # tagged by the epoch each download was made for: exactly once per shard and epoch
+        assert set(tank.cache.fetched.values()) == {1}
+        assert {i for i, e in tank.cache.fetched if e == 0} == set(range(6))
         assert tank.cache.peak_unpinned_excess <= 0
         assert tank.cache.peak_bytes <= budget + 3 * max(sizes)
         assert orders[0] != orders[1]

@@ -60,6 +60,9 @@ class ShardCache:
         self.budget = int(cache_bytes)
         self.paths = [os.path.join(self.dir, e.file) for e in rset.entries]
         self.downloads: Counter[int] = Counter()
+        # downloads per (shard, tag): the Tank tags a fetch with the epoch that needs it
+        self.fetched: Counter[tuple[int, Any]] = Counter()
+        self._tags: dict[int, Any] = {}
         self.peak_bytes = 0
         self.peak_unpinned_excess = 0  # max bytes over budget not explained by pinned or in-flight shards
         self._pins: dict[int, list[int]] = {}
@@ -99,7 +102,7 @@ class ShardCache:
 
     # -- pins ------------------------------------------------------------------------------------------------
 
-    def acquire(self, i: int) -> str:
+    def acquire(self, i: int, tag: Any = None) -> str:
         """Shard i's local path once it is complete (downloading it if needed), pinned until `release(i)`."""
         fd = self._lock_fd(i)
         try:
@@ -110,7 +113,7 @@ class ShardCache:
                 fcntl.flock(fd, fcntl.LOCK_UN)
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 if not self.complete(i):
-                    self._fetch(i, demand=True)
+                    self._fetch(i, demand=True, tag=tag)
                 # flock converts exclusive to shared by releasing first: re-check that no one evicted it meanwhile
                 fcntl.flock(fd, fcntl.LOCK_SH)
                 if self.complete(i):
@@ -121,6 +124,19 @@ class ShardCache:
         with self._cond:
             self._pins.setdefault(i, []).append(fd)
         return self.paths[i]
+
+    def acquire_all(self, indices: list[int], parallel: int = 8, tag: Any = None) -> list[str]:
+        """`acquire` each shard, `parallel` downloads at a time (one stream rarely fills a link)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(indices)))) as pool:
+            futures = [pool.submit(self.acquire, i, tag) for i in indices]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
 
     def release(self, i: int) -> None:
         with self._cond:
@@ -141,7 +157,7 @@ class ShardCache:
 
     # -- downloads -------------------------------------------------------------------------------------------
 
-    def _fetch(self, i: int, demand: bool) -> bool:
+    def _fetch(self, i: int, demand: bool, tag: Any = None) -> bool:
         """Download shard i (its lock held exclusively); False when a prefetch finds no room for it."""
         with self._space:
             if not self._make_room(i) and not demand:
@@ -149,6 +165,7 @@ class ShardCache:
             self._inflight.add(i)
         try:
             self._download(i)
+            self.fetched[(i, tag)] += 1
         finally:
             with self._space:
                 self._note_usage()
@@ -259,12 +276,16 @@ class ShardCache:
 
     # -- prefetching -----------------------------------------------------------------------------------------
 
-    def plan(self, order: list[int]) -> None:
-        """The shards needed from now on, nearest first: the prefetcher fetches along it while there is room."""
+    def plan(self, order: list[int], tags: list[Any] | None = None) -> None:
+        """The shards needed from now on, nearest first: the prefetcher fetches along it while there is room.
+        `tags` (one per shard of `order`) label the downloads it makes in `fetched`."""
         with self._cond:
             if order == self._plan:
                 return
             self._plan = list(order)
+            self._tags = {}
+            for i, tag in zip(order, tags or [None] * len(order), strict=True):
+                self._tags.setdefault(i, tag)
             self._changed = True
             self._cond.notify_all()
             if self._thread is None and not self._stop:
@@ -301,7 +322,7 @@ class ShardCache:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return True  # another process or thread is fetching it
-            return self.complete(i) or self._fetch(i, demand=False)
+            return self.complete(i) or self._fetch(i, demand=False, tag=self._tags.get(i))
         finally:
             os.close(fd)
 

@@ -245,10 +245,8 @@ class Tank:
         try:
             everything = list(range(len(remote.entries)))
             if remote.total_bytes <= cache.budget or any(e.rows is None for e in remote.entries):
-                cache.plan(everything)
-                for i in everything:
-                    cache.acquire(i)
-                return list(cache.paths)
+                # the global order reads every shard from the first batch on: fetch them all now
+                return cache.acquire_all(everything, tag=0)
             rows = [int(e.rows or 0) for e in remote.entries]
             n = sum(rows)
             first = windowed_order(
@@ -256,7 +254,7 @@ class Tank:
             )
             starts = np.concatenate([[0], np.cumsum(rows)])
             meta = int(np.searchsorted(starts, first[0], side="right") - 1) if n else 0
-            cache.acquire(meta)
+            cache.acquire(meta, tag=0)
             self._lazy = (rows, meta)
             return list(cache.paths)
         except BaseException:
@@ -347,8 +345,8 @@ class Tank:
         shards, last = self._shard_spans(self.epoch)
         here = self.mile * self.batch_size
         plan = [int(s) for s, end in zip(shards, last, strict=True) if end >= here]
-        plan += [int(s) for s in self._shard_spans(self.epoch + 1)[0]]
-        self._cache.plan(plan)
+        later = [int(s) for s in self._shard_spans(self.epoch + 1)[0]]
+        self._cache.plan(plan + later, [self.epoch] * len(plan) + [self.epoch + 1] * len(later))
 
     def indices(self, epoch: int, mile: int) -> np.ndarray:
         """Sample indices of batch `mile` of `epoch` on this rank."""
@@ -395,7 +393,7 @@ class Tank:
                 # the batch's shards stay on disk (pinned) until it is returned
                 held = self._held[(e, m)] = []
                 for s in self._batch_shards(idx):
-                    self._cache.acquire(s)
+                    self._cache.acquire(s, tag=e)
                     held.append(s)
             ex.submit((e, m), idx)
             self._queue.append((e, m))
