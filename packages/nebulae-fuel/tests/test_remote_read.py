@@ -368,3 +368,40 @@ def test_cli_info_and_verify_on_a_url(s3_server, tmp_path):
     missing = _cli("info", "s3://cli/ds/none.hdf5", "--storage-options", opts, env_cache=tmp_path / "c")
     assert missing.returncode == 2 and "s3://cli/ds/none.hdf5" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize("in_same_size", [True, False])
+def test_windowed_order_splits_an_epoch_evenly_over_ranks(in_same_size):
+    from nebulae.fuel._order import miles_per_epoch, windowed_order
+
+    rows = [7, 5, 9, 4, 8, 6, 5]
+    n, batch = sum(rows), 4
+    for nworld in (1, 2, 3):
+        spans = [windowed_order(rows, 11, 3, True, 2, nworld, r, in_same_size) for r in range(nworld)]
+        mpe = miles_per_epoch(n, batch, nworld, in_same_size)
+        for span in spans:
+            # every rank yields exactly MPE batches: full ones, or ceil(len / batch) with a smaller last one
+            assert len(span) >= mpe * batch if in_same_size else -(-len(span) // batch) == mpe
+        taken = np.concatenate([s[: mpe * batch] for s in spans]) if in_same_size else np.concatenate(spans)
+        if in_same_size:
+            assert len(set(taken.tolist())) == len(taken)  # no sample twice across ranks
+        else:
+            assert set(taken.tolist()) == set(range(n))  # all samples, the last span padded by wrap-around
+    # the same (seed, epoch) gives the same order; another epoch another one
+    assert np.array_equal(
+        windowed_order(rows, 1, 0, True, 2, 1, 0, True), windowed_order(rows, 1, 0, True, 2, 1, 0, True)
+    )
+    assert not np.array_equal(
+        windowed_order(rows, 1, 0, True, 2, 1, 0, True), windowed_order(rows, 1, 1, True, 2, 1, 0, True)
+    )
+
+
+def test_a_url_without_fsspec_is_an_import_error_naming_the_extra():
+    script = (
+        "import sys; sys.modules['fsspec'] = None\n"
+        "from nebulae.fuel import Tank\n"
+        "try:\n    Tank('s3://b/ds/train.hdf5', {'label': 'int64'}, 4, verbose=False)\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "nebulae-fuel[remote]" in out.stdout, out.stderr
