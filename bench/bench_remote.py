@@ -106,9 +106,9 @@ def main() -> int:
                 f"data set: {n} JPEG {size}x{size} images in {shards} shards, {total / 1e6:.1f} MB; batch 64, 2 process workers"
             )
 
-            # best of 3 (the machine may be shared): local, then remote with a fresh (cold) cache each time
+            # best of 5 (the machine may be shared): local, then remote with a fresh (cold) cache each time
             local_t, remote_t = [1e9, 1e9], [1e9, 1e9]
-            for rep in range(3):
+            for rep in range(5):
                 times, local_l, tank = _epoch_time(lambda: Tank(str(family), spec, 64, **kw), 2)
                 tank.close()
                 local_t = [min(a, b) for a, b in zip(local_t, times, strict=True)]
