@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Any
 
 from ._cli import in_flags, prog_name
 from ._constants import Quality
 from ._files import verify
 from ._generator import FuelGenerator
 from ._info import format_info, info
+from ._remote import is_url, local_of, verify_remote
 from ._settings import DEFAULTS
 
 # per command, the library's names for what the user gives under another name (a keyword alias, the
@@ -99,9 +102,18 @@ def _parser() -> argparse.ArgumentParser:
         "--quiet", action="store_true", help="no progress bar or summary on stderr (default: show them)"
     )
     show = sub.add_parser("info", help="describe a packed file")
-    show.add_argument("file", help=".hdf5/.h5/.npz file (or the shard family's name)")
+    show.add_argument(
+        "file", help=".hdf5/.h5/.npz file (or the shard family's name), a path or an fsspec URL"
+    )
     check = sub.add_parser("verify", help="check a shard family's files against its manifest's sha256")
-    check.add_argument("family", help="the family's name (e.g. train.hdf5) or its .manifest.json")
+    check.add_argument("family", help="the family's name (e.g. train.hdf5) or its .manifest.json, or a URL")
+    for command in (show, check):
+        command.add_argument(
+            "--storage-options",
+            type=_json_object,
+            default=None,
+            help="for a URL: fsspec storage options as a JSON object (default: fsspec's own configuration)",
+        )
     # each command knows its parser, so that a library error can be told in that command's flags
     pack.set_defaults(command_parser=pack)
     show.set_defaults(command_parser=show)
@@ -109,14 +121,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"anon\": true}'")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "info":
-            print(format_info(info(args.file)))
+            print(format_info(info(args.file, storage_options=args.storage_options)))
             return 0
         if args.command == "verify":
-            checked = verify(args.family)
+            if is_url(args.family):
+                checked = verify_remote(args.family, args.storage_options)
+            else:
+                checked = verify(local_of(args.family))
             print(f"ok: {len(checked)} shard(s) match their manifest")
             return 0
         delimiter = "\t" if args.delimiter in ("tab", "\\t") else args.delimiter
@@ -147,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in written:
             print(path)
         return 0
-    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, OSError) as exc:
+    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, OSError, ImportError) as exc:
         # what the user typed is wrong (a value, a missing input, an existing output): a usage error, 2;
         # any other OS failure (permissions, a full disk): 1. Either way one line, no traceback.
         message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)

@@ -100,8 +100,11 @@ class BatchBuilder:
         seed: int,
         *,
         source: Source | None = None,
+        lazy: tuple[list[int], int] | None = None,
     ) -> None:
         self.paths = paths
+        # (rows per shard, metadata shard) when the shards are opened on demand from a bounded cache
+        self.lazy = lazy
         self.kind = kind
         self.decode = decode
         self.specf = specf
@@ -128,7 +131,8 @@ class BatchBuilder:
         if self._data is None:
             with self._lock:
                 if self._data is None:
-                    self._source = Source(self.paths, self.kind, self.decode)
+                    rows, meta = self.lazy if self.lazy is not None else (None, 0)
+                    self._source = Source(self.paths, self.kind, self.decode, rows, meta)
                     self._data = Data(self._source)
         return self._data
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ._cache import ShardCache
 from ._constants import FRAME_KEY
+from ._remote import is_url, local_of, open_remote
 from ._source import Source, resolve_paths
 
 
@@ -40,20 +42,48 @@ def _is_column(source: Source, key: str) -> bool:
     return not (key.endswith("__nframes") and key[: -len("__nframes")] in source.keys)
 
 
-def info(data_path: Any) -> dict[str, Any]:
+def info(
+    data_path: Any, *, storage_options: dict[str, Any] | None = None, cache_dir: Any = None
+) -> dict[str, Any]:
     """Describe a packed dataset: shards, rows, columns with dtypes and shapes, encode and file sizes.
+
+    A URL (s3://, gs://, az://, http(s)://) reads the manifest and downloads only the first shard into the cache
+    (`cache_dir`, see Tank) for the columns; rows and sizes come from the manifest, and a sequence column's
+    frame count from that shard.
 
     Example:
         >>> info('fuel.hdf5')['rows']  # doctest: +SKIP
         1000
     """
-    paths, kind = resolve_paths(data_path)
-    source = Source(paths, kind, decode=False)
+    if is_url(data_path):
+        return _remote_info(data_path, storage_options, cache_dir)
+    paths, kind = resolve_paths(local_of(data_path))
+    return _summary(
+        data_path, paths, kind, Source(paths, kind, decode=False), [os.path.getsize(p) for p in paths]
+    )
+
+
+def _remote_info(url: str, storage_options: dict[str, Any] | None, cache_dir: Any) -> dict[str, Any]:
+    rset = open_remote(url, storage_options)
+    cache = ShardCache(rset, cache_dir)
+    try:
+        cache.acquire(0)
+        known = [e.rows for e in rset.entries if e.rows is not None]
+        lazy = known if len(known) == len(rset.entries) else None  # a lone file without manifest opens whole
+        source = Source(cache.paths, rset.kind, decode=False, rows=lazy, meta=0)
+        return _summary(url, cache.paths, rset.kind, source, [e.bytes for e in rset.entries])
+    finally:
+        cache.close()
+
+
+def _summary(
+    data_path: Any, paths: list[str], kind: str, source: Source, nbytes: list[int]
+) -> dict[str, Any]:
     try:
         max_frames = source.max_frames()
         columns = [_column(source, key, max_frames) for key in source.keys if _is_column(source, key)]
         rows = next((c["shape"][0] for c in columns if c["shape"]), 0)
-        sizes = {os.path.basename(p): os.path.getsize(p) for p in paths}
+        sizes = {os.path.basename(p): n for p, n in zip(paths, nbytes, strict=True)}
         return {
             "path": os.fspath(data_path) if not isinstance(data_path, (list, tuple)) else list(data_path),
             "format": kind,

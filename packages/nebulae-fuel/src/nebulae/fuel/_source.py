@@ -41,18 +41,37 @@ def resolve_paths(data_path: Any) -> tuple[list[str], str]:
 class Source:
     """Every shard of a dataset opened in this process, indexed by global row."""
 
-    def __init__(self, paths: Sequence[str], kind: str, decode: bool = True) -> None:
+    def __init__(
+        self,
+        paths: Sequence[str],
+        kind: str,
+        decode: bool = True,
+        rows: Sequence[int] | None = None,
+        meta: int = 0,
+        keep: int = 4,
+    ) -> None:
+        """With `rows` (rows per shard, from a manifest) the shards open on first read, at most `keep` at a time:
+        a data set larger than the local cache is never all on disk; shard `meta` is opened for the columns."""
         self.paths = list(paths)
         self.kind = kind
         self.decode = decode
         self.shards: list[Shard] = []
+        self._rows = None if rows is None else [int(r) for r in rows]
+        self._keep = max(1, keep)
+        self._open: dict[int, Shard] = {}
+        self._meta_index = 0
         try:
-            for path in self.paths:
-                self.shards.append(Shard(path, kind))
+            if self._rows is None:
+                for path in self.paths:
+                    self.shards.append(Shard(path, kind))
+                self._meta = self.shards[0]
+            else:
+                self._meta = self.shard(meta)
+                self._meta_index = meta
         except BaseException:
             self.close()
             raise
-        first = self.shards[0].keys
+        first = self._meta.keys
         for shard in self.shards[1:]:
             if set(shard.keys) != set(first):
                 raise ValueError(
@@ -62,8 +81,38 @@ class Source:
         self.keys = list(first)
         self._starts: dict[str, np.ndarray] = {}
 
+    def shard(self, s: int) -> Shard:
+        """Shard `s`, opened now if this Source opens shards lazily (closing the least recently used one)."""
+        if self._rows is None:
+            return self.shards[s]
+        got = self._open.pop(s, None)
+        meta = self.__dict__.get("_meta")  # None while the metadata shard itself is being opened
+        if got is None and s == self._meta_index and meta in self.shards:
+            got = meta
+        if got is None:
+            if not os.path.isfile(self.paths[s]):
+                raise FileNotFoundError(
+                    f"shard {os.path.basename(self.paths[s])} is not in the local cache {os.path.dirname(self.paths[s])}"
+                    " (removed while its batch was built?)"
+                )
+            got = Shard(self.paths[s], self.kind)
+            self.shards.append(got)
+        self._open[s] = got  # most recently used last
+        while len(self._open) > self._keep:
+            old = next(iter(self._open))
+            closing = self._open.pop(old)
+            if closing is not self._meta:
+                closing.close()
+                self.shards.remove(closing)
+        return got
+
     def check_keys(self, wanted: Sequence[str]) -> None:
         missing = [k for k in wanted if k not in self.keys and k != FRAME_KEY]
+        if FRAME_KEY in wanted and self._rows is not None:
+            raise ValueError(
+                f"{FRAME_KEY} (sequence frame counts) needs every shard at hand; it is not available when the data "
+                "set does not fit the local cache (raise cache_bytes)"
+            )
         if FRAME_KEY in wanted and not any(
             (FRAME_KEY in s.raw if s.kind == "hdf5" else FRAME_KEY in s.files) for s in self.shards
         ):
@@ -75,7 +124,7 @@ class Source:
 
     def starts(self, key: str) -> np.ndarray:
         if key not in self._starts:
-            lengths = [s.length(key) for s in self.shards]
+            lengths = self._rows if self._rows is not None else [s.length(key) for s in self.shards]
             self._starts[key] = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         return self._starts[key]
 
@@ -89,12 +138,12 @@ class Source:
         """The file holding global row `row` of `key`, and the row's index in that file."""
         starts = self.starts(key)
         s = int(np.searchsorted(starts, row, side="right")) - 1
-        s = min(max(s, 0), len(self.shards) - 1)
-        return self.shards[s].path, int(row - starts[s])
+        s = min(max(s, 0), len(self.paths) - 1)
+        return self.paths[s], int(row - starts[s])
 
     def stored_dtype(self, key: str) -> np.dtype:
         """The dtype of the values of column `key` (of each element for variable-length HDF5 columns)."""
-        shard = self.shards[0]
+        shard = self._meta
         if self.kind == "npz":
             return shard.npz_array(key).dtype
         import h5py
@@ -108,10 +157,10 @@ class Source:
         return np.dtype(vlen) if vlen is not None else dtype
 
     def is_image(self, key: str) -> bool:
-        return key in self.shards[0].images
+        return key in self._meta.images
 
     def encode_of(self, key: str) -> str | None:
-        info = self.shards[0].images.get(key)
+        info = self._meta.images.get(key)
         return info["encode"] if info else None
 
     def read(self, key: str, rows: Any, decode: bool | None = None, borrow: bool = False) -> list[Any]:
@@ -126,13 +175,13 @@ class Source:
             raise IndexError(f"row index out of range for column {key!r} with {n} rows")
         rows = np.where(rows < 0, rows + n, rows)
         starts = self.starts(key)
-        if len(self.shards) == 1:
-            return self.shards[0].read(key, rows, decode, borrow)
+        if len(self.paths) == 1:
+            return self.shard(0).read(key, rows, decode, borrow)
         which = np.searchsorted(starts, rows, side="right") - 1
         out: list[Any] = [None] * len(rows)
         for s in np.unique(which):
             pos = np.nonzero(which == s)[0]
-            got = self.shards[s].read(key, rows[pos] - starts[s], decode, borrow)
+            got = self.shard(s).read(key, rows[pos] - starts[s], decode, borrow)
             for p, item in zip(pos, got, strict=True):
                 out[p] = item
         return out
@@ -142,8 +191,8 @@ class Source:
 
         fetch_fn reads labels one row at a time: the general path costs ~20 us per call, this one ~1 us.
         """
-        if len(self.shards) == 1:
-            shard = self.shards[0]
+        if len(self.paths) == 1:
+            shard = self.shard(0)
             hit = shard.cache.get(key) if shard.kind == "hdf5" and key not in shard.images else None
             if hit is not None and hit[0] in ("array", "str", "blobs"):
                 values = hit[1]
@@ -161,19 +210,20 @@ class Source:
             return False
         import h5py
 
-        return h5py.check_vlen_dtype(self.shards[0].dataset(key).dtype) is not None
+        return h5py.check_vlen_dtype(self._meta.dataset(key).dtype) is not None
 
     def raw_shape(self, key: str) -> tuple[int, ...] | None:
         """Row shape (H, W, C) of a non-sequence RAW column; None for any other column."""
+        # a lazily opened data set has one layout per pack: its metadata shard speaks for all
         if self.encode_of(key) != "RAW" or any(s.nframes(key) is not None for s in self.shards):
             return None
-        return tuple(self.shards[0].raw_array(key).shape[1:])
+        return tuple(self._meta.raw_array(key).shape[1:])
 
     def raw_gather(self, key: str, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Copy RAW rows straight from the memory map into `out` (one copy, no temporary)."""
         starts = self.starts(key)
-        if len(self.shards) == 1:
-            arr = self.shards[0].raw_array(key)
+        if len(self.paths) == 1:
+            arr = self.shard(0).raw_array(key)
             if isinstance(arr, np.ndarray):
                 # rows are validated: mode='clip' lets numpy copy straight into `out` (mode='raise' with out=
                 # goes through a temporary and runs ~3x slower)
@@ -184,10 +234,11 @@ class Source:
         which = np.searchsorted(starts, rows, side="right") - 1
         for s in np.unique(which):
             pos = np.nonzero(which == s)[0]
-            out[pos] = self.shards[s].raw_array(key)[rows[pos] - starts[s]]
+            out[pos] = self.shard(s).raw_array(key)[rows[pos] - starts[s]]
         return out
 
     def close(self) -> None:
         for shard in self.shards:
             shard.close()
         self.shards = []
+        self._open = {}

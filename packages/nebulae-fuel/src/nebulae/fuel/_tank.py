@@ -13,12 +13,14 @@ from typing import Any
 import numpy as np
 
 from ._build import BatchBuilder
+from ._cache import ShardCache
 from ._constants import FRAME_KEY
 from ._dtype import split_dtype
 from ._files import read_run_id
-from ._order import epoch_order, miles_per_epoch, rank_batch
+from ._order import epoch_order, miles_per_epoch, rank_batch, windowed_order
 from ._procs import process_safe
 from ._rank import get_rank, get_world_size
+from ._remote import RemoteSet, is_url, local_of, open_remote
 from ._source import Source, resolve_paths
 from ._state import STATE_FORMAT, Remainder, identity, resume_point
 from ._validate import int_in
@@ -73,6 +75,14 @@ class Tank:
             module other than `__main__`; else 'thread'.
         decode: decode image columns to uint8 HWC (False returns the encoded bytes).
         verbose: print a one-line notice on rank <= 0.
+        storage_options: for a URL `data_path` (s3://, gs://, az://, http(s)://; needs `nebulae-fuel[remote]`),
+            passed to fsspec as is (endpoint, credentials, ...).
+        cache_dir: where a URL's shards are cached; None -> $NEBULAE_FUEL_CACHE, else ~/.cache/nebulae/fuel
+            (under $XDG_CACHE_HOME when set). Shared by every process of the node.
+        cache_bytes: the cache's budget in bytes; None -> 80 % of the free space there. A data set larger than
+            the budget is read in the windowed order: shards permuted per epoch, samples shuffled within
+            `shuffle_window` shards, each rank reading its own contiguous share of the shards.
+        shuffle_window: shards whose samples are shuffled together in the windowed order.
 
     Raises:
         TypeError: an argument of the wrong type (a data_specf that is not a dict, a batch_size that is not
@@ -101,11 +111,35 @@ class Tank:
         worker_type: str | None = None,
         decode: bool = True,
         verbose: bool = True,
+        storage_options: dict[str, Any] | None = None,
+        cache_dir: Any = None,
+        cache_bytes: int | None = None,
+        shuffle_window: int = 4,
     ) -> None:
         self._executor: Any = None
         self._closed = False
         self._pid = os.getpid()
-        paths, kind = resolve_paths(data_path)
+        self._cache: ShardCache | None = None
+        self._lazy: tuple[list[int], int] | None = None
+        self._held: dict[tuple[int, int], list[int]] = {}
+        self._spans: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.shuffle_window = _check_int("shuffle_window", shuffle_window, 1)
+        if storage_options is not None and not isinstance(storage_options, dict):
+            raise TypeError(
+                f"'storage_options' must be a dict or None (got {type(storage_options).__name__})"
+            )
+        if cache_bytes is not None:
+            cache_bytes = _check_int("cache_bytes", cache_bytes, 1)
+        remote = None
+        if is_url(data_path):
+            remote = open_remote(data_path, storage_options)
+            kind = remote.kind
+        elif isinstance(data_path, (list, tuple)) and any(is_url(p) for p in data_path):
+            raise ValueError(
+                "'data_path' takes one URL (a file, a family's name or its manifest), not a list of URLs"
+            )
+        else:
+            paths, kind = resolve_paths(local_of(data_path))
         if not isinstance(data_specf, dict):
             raise TypeError(
                 f"'data_specf' must be a dict of column -> dtype (got {type(data_specf).__name__})"
@@ -129,13 +163,20 @@ class Tank:
         self.shuffle = bool(shuffle)
         self.in_same_size = bool(in_same_size)
         self.specf = dict(data_specf)
-        self.paths = paths
         rank, nworld = get_rank(), get_world_size()
         self.rank, self.nworld = max(rank, 0), max(nworld, 1)
+        if remote is not None:
+            paths = self._mount(remote, cache_dir, cache_bytes, seed)
+        self.paths = paths
         if nworker is None:
             nworker = min(8, max(1, (os.cpu_count() or 1) // self.nworld))
         self.nworker = _check_int("nworker", nworker, 0)
-        source = Source(paths, kind, decode)
+        rows, meta = self._lazy if self._lazy is not None else (None, 0)
+        try:
+            source = Source(paths, kind, decode, rows, meta)
+        except BaseException:
+            self._close_cache()
+            raise
         try:
             source.check_keys(list(data_specf))
             keys = [k for k in data_specf if k != FRAME_KEY]
@@ -162,12 +203,22 @@ class Tank:
             specf = {k: v for k, v in data_specf.items() if k != FRAME_KEY}
             # the builder keeps this Source for reads in this process; worker processes open their own
             self._builder = BatchBuilder(
-                paths, kind, decode, specf, fetch_fn, prep_fn, collate_fn, seed, source=source
+                paths,
+                kind,
+                decode,
+                specf,
+                fetch_fn,
+                prep_fn,
+                collate_fn,
+                seed,
+                source=source,
+                lazy=self._lazy,
             )
             self.worker_type = worker_type
             self._recompute()
         except BaseException:
             source.close()
+            self._close_cache()
             raise
         self.epoch = 0
         self.mile = 0
@@ -179,7 +230,46 @@ class Tank:
         _OPEN_TANKS.add(self)
         if verbose and rank <= 0:
             more = f" (+{len(paths) - 1} shards)" if len(paths) > 1 else ""
-            print(f"tank mounted: {os.path.basename(paths[0])}{more}, {self._len} samples, MPE {self.MPE}")
+            where = ""
+            if self._cache is not None:
+                mode = "windowed order" if self._lazy is not None else "all cached"
+                where = f" from {remote.url if remote else ''} via cache {self._cache.dir} ({mode})"
+            print(
+                f"tank mounted: {os.path.basename(paths[0])}{more}, {self._len} samples, MPE {self.MPE}{where}"
+            )
+
+    def _mount(self, remote: RemoteSet, cache_dir: Any, cache_bytes: int | None, seed: int) -> list[str]:
+        """Local cache paths of a remote data set: all of it fetched now when it fits the cache, else opened lazily
+        and read in the windowed order (the shard every process opens for the columns is pinned meanwhile)."""
+        cache = self._cache = ShardCache(remote, cache_dir, cache_bytes)
+        try:
+            everything = list(range(len(remote.entries)))
+            if remote.total_bytes <= cache.budget or any(e.rows is None for e in remote.entries):
+                # the global order reads every shard from the first batch on: fetch them all now
+                return cache.acquire_all(everything, tag=0)
+            rows = [int(e.rows or 0) for e in remote.entries]
+            n = sum(rows)
+            first = windowed_order(
+                rows, seed, 0, self.shuffle, self.shuffle_window, self.nworld, self.rank, False
+            )
+            starts = np.concatenate([[0], np.cumsum(rows)])
+            meta = int(np.searchsorted(starts, first[0], side="right") - 1) if n else 0
+            cache.acquire(meta, tag=0)
+            self._lazy = (rows, meta)
+            return list(cache.paths)
+        except BaseException:
+            self._close_cache()
+            raise
+
+    def _close_cache(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+    @property
+    def cache(self) -> ShardCache | None:
+        """The local shard cache of a Tank reading a URL (None for local files): `downloads`, `peak_bytes`, `dir`."""
+        return self._cache
 
     @property
     def seed(self) -> int:
@@ -211,11 +301,58 @@ class Tank:
 
     def _order(self, epoch: int) -> np.ndarray:
         if self._order_cache is None or self._order_cache[0] != epoch:
-            self._order_cache = (epoch, epoch_order(self._len, self.seed, epoch, self.shuffle))
+            if self._lazy is not None:
+                order = windowed_order(
+                    self._lazy[0],
+                    self.seed,
+                    epoch,
+                    self.shuffle,
+                    self.shuffle_window,
+                    self.nworld,
+                    self.rank,
+                    self.in_same_size,
+                )
+            else:
+                order = epoch_order(self._len, self.seed, epoch, self.shuffle)
+            self._order_cache = (epoch, order)
         return self._order_cache[1]
+
+    def _shard_spans(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(shards in order of first use, and the position of their last use) along this rank's windowed epoch."""
+        key = (epoch, self.rank, self.nworld)
+        if key not in self._spans:
+            assert self._lazy is not None
+            starts = np.concatenate([[0], np.cumsum(self._lazy[0])])
+            which = np.searchsorted(starts, self._order(epoch), side="right") - 1
+            shards, first = np.unique(which, return_index=True)
+            last = len(which) - 1 - np.unique(which[::-1], return_index=True)[1]
+            by_first = np.argsort(first, kind="stable")
+            if len(self._spans) > 4:
+                self._spans.clear()
+            self._spans[key] = (shards[by_first], last[by_first])
+        return self._spans[key]
+
+    def _batch_shards(self, indices: np.ndarray) -> list[int]:
+        assert self._lazy is not None
+        starts = np.concatenate([[0], np.cumsum(self._lazy[0])])
+        return np.unique(np.searchsorted(starts, indices, side="right") - 1).tolist()
+
+    def _plan(self) -> None:
+        """Tell the cache which shards this rank reads from its current batch on: the rest of this epoch, then
+        the next one (whose first shards may still be on disk from this one)."""
+        if self._cache is None or self._lazy is None:
+            return
+        shards, last = self._shard_spans(self.epoch)
+        here = self.mile * self.batch_size
+        plan = [int(s) for s, end in zip(shards, last, strict=True) if end >= here]
+        later = [int(s) for s in self._shard_spans(self.epoch + 1)[0]]
+        self._cache.plan(plan + later, [self.epoch] * len(plan) + [self.epoch + 1] * len(later))
 
     def indices(self, epoch: int, mile: int) -> np.ndarray:
         """Sample indices of batch `mile` of `epoch` on this rank."""
+        if self._lazy is not None:
+            order = self._order(epoch)
+            return order[mile * self.batch_size : (mile + 1) * self.batch_size]
         remainder = self._remainder
         if remainder is not None and remainder.epoch == epoch:
             return self._order(epoch)[remainder.batch(self.rank, mile)]
@@ -249,8 +386,16 @@ class Tank:
                 e, m = e + 1, 0
         else:
             e, m = self.epoch, self.mile
+        self._plan()
         while len(self._queue) < ex.capacity:
-            ex.submit((e, m), self.indices(e, m))
+            idx = self.indices(e, m)
+            if self._lazy is not None and self._cache is not None:
+                # the batch's shards stay on disk (pinned) until it is returned
+                held = self._held[(e, m)] = []
+                for s in self._batch_shards(idx):
+                    self._cache.acquire(s, tag=e)
+                    held.append(s)
+            ex.submit((e, m), idx)
             self._queue.append((e, m))
             m += 1
             if m == self._miles(e):
@@ -260,6 +405,13 @@ class Tank:
         if self._executor is not None:
             self._executor.discard()
         self._queue.clear()
+        for key in list(self._held):
+            self._unpin(key)
+
+    def _unpin(self, key: tuple[int, int]) -> None:
+        for s in self._held.pop(key, []):
+            if self._cache is not None:
+                self._cache.release(s)
 
     def next(self) -> Any:
         """Return the next batch; after MPE batches the next epoch (a new order) begins.
@@ -284,6 +436,7 @@ class Tank:
         except BaseException:
             self._discard()
             raise
+        self._unpin(key)
         self._resuming = False
         self.mile += 1
         if self.mile == self.MPE:
@@ -336,6 +489,7 @@ class Tank:
         self._discard()
         self.rank, self.nworld = rank, nworld
         self._order_cache = None
+        self._spans.clear()
         self._remainder = None
         self._recompute()
         self.mile = 0
@@ -345,6 +499,7 @@ class Tank:
             return
         self._builder.seed = seed
         self._order_cache = None
+        self._spans.clear()
         if self._executor is not None:
             # worker processes hold a copy of the builder, and with it the old seed
             self._discard()
@@ -391,7 +546,11 @@ class Tank:
         """
         if self._identity is None:
             kind = self._builder.kind
-            runs = [read_run_id(p, kind) for p in self.paths]
+            if self._cache is not None:
+                # the manifest vouches for the shards' run (a shard need not be on disk to be named)
+                runs = [self._cache.rset.run] * len(self.paths)
+            else:
+                runs = [read_run_id(p, kind) for p in self.paths]
             self._identity = identity(self.paths, self._file_rows, runs)
         ident = self._identity
         return {
@@ -428,6 +587,13 @@ class Tank:
         seed, epoch, mile, remainder = resume_point(
             state, self.rank, self.nworld, settings, self.dataset_identity()
         )
+        if remainder is not None and self._lazy is not None:
+            raise ValueError(
+                f"this state was saved by {len(state) if isinstance(state, list) else 'another number of'} rank(s); "
+                "a Tank reading in the windowed order (the data set does not fit cache_bytes) resumes only on the "
+                "world size it was saved with; resume with that many ranks, or raise cache_bytes to the data set's "
+                "size for the global order"
+            )
         self._reseed(seed)
         self._go(epoch, mile, remainder)
 
@@ -446,6 +612,9 @@ class Tank:
         # shared memory belong to the process that started them
         self._executor = None
         self._builder.close()
+        self._held.clear()
+        if os.getpid() == self._pid:
+            self._close_cache()
         _OPEN_TANKS.discard(self)
 
     def __enter__(self) -> Tank:

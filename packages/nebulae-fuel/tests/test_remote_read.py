@@ -1,0 +1,407 @@
+"""Tank on URLs: a real S3 API (moto's server) and a real HTTP server on 127.0.0.1, read through fsspec."""
+
+from __future__ import annotations
+
+import collections
+import functools
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fsspec")
+s3fs = pytest.importorskip("s3fs")
+moto_server = pytest.importorskip("moto.server")
+
+from nebulae.fuel import FuelGenerator, Tank  # noqa: E402
+from nebulae.fuel._files import read_manifest  # noqa: E402
+
+SPEC = {"image": "vuint8", "label": "int64"}
+ROWS = 24  # 6 shards of 4 rows
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """moto's S3 API on a free loopback port; fake credentials so that nothing reads real ones."""
+    saved = {
+        k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    }
+    os.environ.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y", AWS_DEFAULT_REGION="us-east-1")
+    port = _free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def s3_options(endpoint: str) -> dict:
+    return {"client_kwargs": {"endpoint_url": endpoint}, "key": "x", "secret": "y"}
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_GET(self):
+        server = self.server
+        path = self.path.split("?", 1)[0]
+        with server.lock:  # type: ignore[attr-defined]
+            server.gets[path] += 1  # type: ignore[attr-defined]
+            fail = server.faults.get(path, 0)  # type: ignore[attr-defined]
+            if fail:
+                server.faults[path] = fail - 1  # type: ignore[attr-defined]
+        if fail:
+            self.send_error(503, "injected fault")
+            return
+        super().do_GET()
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A read-only HTTP server of `tmp_path / 'www'`, counting GETs per path and failing on request."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(_Handler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.gets = collections.Counter()  # type: ignore[attr-defined]
+    server.faults = {}  # type: ignore[attr-defined]
+    server.lock = threading.Lock()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}", server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _pack(tmp_path: Path, shards: int = 6, name: str = "train.hdf5") -> Path:
+    """A family of `shards` shards with ROWS RAW 8x8 images and labels 0..ROWS-1."""
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    lines = ["image,label"]
+    for i in range(ROWS):
+        Image.fromarray(np.full((8, 8, 3), i * 7 % 256, np.uint8)).save(src / f"{i}.png")
+        lines.append(f"{i}.png,{i}")
+    (src / "list.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "packed"
+    out.mkdir(exist_ok=True)
+    fg = FuelGenerator(str(src), "list.csv", ["int64"])
+    fg.generate(str(out / name), 8, 8, 3, "RAW", shards=shards, nworker=1, verbose=False)
+    return out / name
+
+
+def _epoch(tank: Tank) -> list[np.ndarray]:
+    return [tank.next() for _ in range(tank.MPE)]
+
+
+def _labels(batches) -> list[int]:
+    return np.concatenate([b["label"] for b in batches]).tolist()
+
+
+def _upload_s3(endpoint: str, family: Path, bucket: str) -> str:
+    fs = s3fs.S3FileSystem(**s3_options(endpoint))
+    if not fs.exists(bucket):
+        fs.mkdir(bucket)
+    for path in sorted(family.parent.iterdir()):
+        fs.put_file(str(path), f"{bucket}/ds/{path.name}")
+    fs.invalidate_cache()
+    return f"s3://{bucket}/ds/{family.name}"
+
+
+def _serve(root: Path, family: Path) -> None:
+    for path in family.parent.iterdir():
+        (root / path.name).write_bytes(path.read_bytes())
+
+
+def test_stream_from_s3_equals_the_local_tank(s3_server, tmp_path):
+    family = _pack(tmp_path)
+    url = _upload_s3(s3_server, family, "equal")
+    kw = dict(seed=3, nworker=0, verbose=False)
+    with Tank(str(family), SPEC, 5, **kw) as local:
+        want = [_epoch(local) for _ in range(2)]
+    with Tank(url, SPEC, 5, storage_options=s3_options(s3_server), cache_dir=tmp_path / "c", **kw) as tank:
+        got = [_epoch(tank) for _ in range(2)]
+        assert sorted(tank.cache.downloads.values()) == [1] * 6
+    for a, b in zip(want, got, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x["image"], y["image"])
+            np.testing.assert_array_equal(x["label"], y["label"])
+    # the manifest's URL reads the same data set, from the cache this time
+    with Tank(
+        url + ".manifest.json", SPEC, 5, storage_options=s3_options(s3_server), cache_dir=tmp_path / "c", **kw
+    ) as t:
+        assert _labels(_epoch(t)) == _labels(want[0])
+        assert not t.cache.downloads
+
+
+def test_a_single_remote_file_without_manifest_is_downloaded_whole(http_server, tmp_path):
+    root, base, _ = http_server
+    family = _pack(tmp_path, shards=1, name="one.hdf5")
+    _serve(root, family)
+    with Tank(
+        f"{base}/one.hdf5", SPEC, 4, shuffle=False, nworker=0, verbose=False, cache_dir=tmp_path / "c"
+    ) as t:
+        assert _labels(_epoch(t)) == list(range(ROWS))
+
+
+def test_bigger_than_the_cache_every_sample_once_within_budget_one_get_per_shard(http_server, tmp_path):
+    root, base, server = http_server
+    family = _pack(tmp_path)
+    _serve(root, family)
+    body = read_manifest(str(family) + ".manifest.json")
+    sizes = [e["bytes"] for e in body["shards"]]
+    budget = sum(sizes) // 2  # 3 of 6 shards
+    kw = dict(seed=1, nworker=2, worker_type="thread", verbose=False, shuffle_window=1)
+    with Tank(f"{base}/train.hdf5", SPEC, 2, cache_dir=tmp_path / "c", cache_bytes=budget, **kw) as tank:
+        orders = []
+        for epoch in range(3):
+            labels = _labels(_epoch(tank))
+            assert sorted(labels) == list(range(ROWS)), epoch  # every sample exactly once
+            orders.append(labels)
+        # counted by the server; a shard fetched near an epoch's end may be for the next one (prefetch), so the
+        # check is over all epochs: never more GETs of a shard than epochs read
+        shard_gets = {p: n for p, n in server.gets.items() if p.startswith("/train_")}
+        assert len(shard_gets) == 6 and max(shard_gets.values()) <= 3, shard_gets
+        assert sum(tank.cache.downloads.values()) == sum(shard_gets.values())
+        # tagged by the epoch each download was made for: exactly once per shard and epoch
+        assert set(tank.cache.fetched.values()) == {1}
+        assert {i for i, e in tank.cache.fetched if e == 0} == set(range(6))
+        assert tank.cache.peak_unpinned_excess <= 0
+        assert tank.cache.peak_bytes <= budget + 3 * max(sizes)
+        assert orders[0] != orders[1]
+
+
+def test_two_processes_share_one_cache_and_download_each_shard_once(http_server, tmp_path):
+    root, base, server = http_server
+    family = _pack(tmp_path)
+    _serve(root, family)
+    script = (
+        "import sys; from nebulae.fuel import Tank\n"
+        f"t = Tank({base + '/train.hdf5'!r}, {{'label': 'int64'}}, 4, nworker=0, verbose=False, "
+        f"cache_dir={str(tmp_path / 'c')!r})\n"
+        "n = sum(len(t.next()['label']) for _ in range(t.MPE)); t.close(); print(n)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outs == [str(ROWS)] * 2
+    shard_gets = {p: n for p, n in server.gets.items() if p.startswith("/train_")}
+    assert len(shard_gets) == 6 and set(shard_gets.values()) == {1}, shard_gets
+
+
+def test_a_download_killed_midway_is_downloaded_again_and_never_read(http_server, tmp_path):
+    root, base, _ = http_server
+    family = _pack(tmp_path, shards=1, name="one.hdf5")
+    _serve(root, family)
+    cache = tmp_path / "c"
+    script = (
+        "import os, signal\n"
+        "from nebulae.fuel import _cache, Tank\n"
+        "real = _cache._write_chunk\n"
+        "def dying(fh, data):\n"
+        "    fh.write(data[: len(data) // 2]); fh.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+        "_cache._write_chunk = dying\n"
+        f"Tank({base + '/one.hdf5'!r}, {{'label': 'int64'}}, 4, nworker=0, verbose=False, cache_dir={str(cache)!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], timeout=120)
+    assert proc.returncode == -9
+    left = [p.name for d in cache.iterdir() for p in d.iterdir()]
+    assert "one.hdf5" not in left and any(".part-" in n for n in left)  # never under the final name
+    with Tank(f"{base}/one.hdf5", SPEC, 4, shuffle=False, nworker=0, verbose=False, cache_dir=cache) as tank:
+        assert _labels(_epoch(tank)) == list(range(ROWS))
+        assert dict(tank.cache.downloads) == {0: 1}
+    assert not any(".part-" in p.name for d in cache.iterdir() for p in d.iterdir())
+
+
+def test_a_corrupted_object_is_a_checksum_error_naming_it(s3_server, tmp_path):
+    family = _pack(tmp_path)
+    url = _upload_s3(s3_server, family, "corrupt")
+    fs = s3fs.S3FileSystem(**s3_options(s3_server))
+    data = bytearray(fs.cat_file("corrupt/ds/train_2.hdf5"))
+    data[len(data) // 2] ^= 0xFF
+    fs.pipe_file("corrupt/ds/train_2.hdf5", bytes(data))
+    with pytest.raises(ValueError, match=r"train_2\.hdf5.*s3://corrupt/ds/train_2\.hdf5.*sha256"):
+        Tank(
+            url,
+            SPEC,
+            4,
+            nworker=0,
+            verbose=False,
+            storage_options=s3_options(s3_server),
+            cache_dir=tmp_path / "c",
+        )
+    assert not any(p.name == "train_2.hdf5" for d in (tmp_path / "c").iterdir() for p in d.iterdir())
+
+
+def test_a_missing_shard_and_a_missing_data_set_name_the_url(s3_server, tmp_path):
+    family = _pack(tmp_path)
+    url = _upload_s3(s3_server, family, "missing")
+    fs = s3fs.S3FileSystem(**s3_options(s3_server))
+    fs.rm_file("missing/ds/train_4.hdf5")
+    opts = dict(nworker=0, verbose=False, storage_options=s3_options(s3_server), cache_dir=tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match=r"train_4\.hdf5"):
+        Tank(url, SPEC, 4, **opts)
+    with pytest.raises(FileNotFoundError, match=r"s3://missing/ds/nothing\.hdf5"):
+        Tank("s3://missing/ds/nothing.hdf5", SPEC, 4, **opts)
+
+
+def test_a_failed_get_is_retried(http_server, tmp_path):
+    root, base, server = http_server
+    family = _pack(tmp_path)
+    _serve(root, family)
+    server.faults["/train_3.hdf5"] = 1
+    with Tank(
+        f"{base}/train.hdf5", SPEC, 4, shuffle=False, nworker=0, verbose=False, cache_dir=tmp_path / "c"
+    ) as t:
+        assert _labels(_epoch(t)) == list(range(ROWS))
+    assert server.gets["/train_3.hdf5"] == 2
+
+
+def test_a_shard_failing_every_time_is_an_error_naming_it_not_a_hang(http_server, tmp_path):
+    root, base, server = http_server
+    family = _pack(tmp_path)
+    _serve(root, family)
+    server.faults["/train_1.hdf5"] = 100
+    with pytest.raises(OSError, match=r"train_1\.hdf5 .*after 4 attempt"):
+        Tank(f"{base}/train.hdf5", SPEC, 4, nworker=0, verbose=False, cache_dir=tmp_path / "c")
+
+
+@pytest.mark.parametrize("nworker,worker_type", [(2, "thread"), (2, "process")])
+def test_windowed_order_does_not_depend_on_the_workers(http_server, tmp_path, nworker, worker_type):
+    root, base, _ = http_server
+    family = _pack(tmp_path)
+    _serve(root, family)
+    budget = sum(e["bytes"] for e in read_manifest(str(family) + ".manifest.json")["shards"]) // 2
+    kw = dict(seed=5, verbose=False, cache_dir=tmp_path / "c", cache_bytes=budget, shuffle_window=2)
+    with Tank(f"{base}/train.hdf5", SPEC, 3, nworker=0, **kw) as tank:
+        want = [_labels(_epoch(tank)) for _ in range(2)]
+    with Tank(f"{base}/train.hdf5", SPEC, 3, nworker=nworker, worker_type=worker_type, **kw) as tank:
+        assert [_labels(_epoch(tank)) for _ in range(2)] == want
+
+
+def test_two_ranks_get_disjoint_shards_and_equal_batches(http_server, tmp_path, monkeypatch):
+    root, base, _ = http_server
+    family = _pack(tmp_path)
+    _serve(root, family)
+    budget = sum(e["bytes"] for e in read_manifest(str(family) + ".manifest.json")["shards"]) // 2
+    kw = dict(seed=2, nworker=0, verbose=False, cache_dir=tmp_path / "c", cache_bytes=budget)
+    seen = []
+    for rank in range(2):
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        with Tank(f"{base}/train.hdf5", SPEC, 4, **kw) as tank:
+            assert tank.MPE == 3
+            labels = _labels(_epoch(tank))
+            seen.append(labels)
+    assert not set(seen[0]) & set(seen[1])
+    assert sorted(seen[0] + seen[1]) == list(range(ROWS))
+    shards = [{label // 4 for label in labels} for labels in seen]  # 4 rows per shard, packed in order
+    assert not shards[0] & shards[1]
+
+
+def test_windowed_state_resumes_exactly(http_server, tmp_path):
+    root, base, _ = http_server
+    family = _pack(tmp_path)
+    _serve(root, family)
+    budget = sum(e["bytes"] for e in read_manifest(str(family) + ".manifest.json")["shards"]) // 2
+    kw = dict(seed=9, nworker=0, verbose=False, cache_dir=tmp_path / "c", cache_bytes=budget)
+    with Tank(f"{base}/train.hdf5", SPEC, 4, **kw) as tank:
+        for _ in range(2):
+            tank.next()
+        state = tank.state_dict()
+        rest = _labels([tank.next() for _ in range(tank.MPE - 2)])
+    with Tank(f"{base}/train.hdf5", SPEC, 4, **kw) as tank:
+        tank.load_state_dict(state)
+        assert _labels([tank.next() for _ in range(tank.MPE - 2)]) == rest
+
+
+def _cli(*args: str, env_cache: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NEBULAE_FUEL_CACHE=str(env_cache))
+    return subprocess.run(
+        [sys.executable, "-m", "nebulae.fuel", *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_cli_info_and_verify_on_a_url(s3_server, tmp_path):
+    family = _pack(tmp_path)
+    url = _upload_s3(s3_server, family, "cli")
+    opts = json.dumps(s3_options(s3_server))
+    shown = _cli("info", url, "--storage-options", opts, env_cache=tmp_path / "c")
+    assert shown.returncode == 0, shown.stderr
+    assert "24" in shown.stdout and "label" in shown.stdout
+    # only the first shard was fetched for the columns
+    assert [
+        p.name for d in (tmp_path / "c").iterdir() for p in d.iterdir() if not p.name.endswith(".lock")
+    ] == ["train_0.hdf5"]
+    ok = _cli("verify", url, "--storage-options", opts, env_cache=tmp_path / "c")
+    assert ok.returncode == 0 and "6 shard(s)" in ok.stdout, ok.stderr
+    fs = s3fs.S3FileSystem(**s3_options(s3_server))
+    fs.pipe_file("cli/ds/train_3.hdf5", b"not the shard")
+    bad = _cli("verify", url, "--storage-options", opts, env_cache=tmp_path / "c")
+    assert bad.returncode == 2 and "train_3.hdf5" in bad.stderr and "Traceback" not in bad.stderr
+    missing = _cli("info", "s3://cli/ds/none.hdf5", "--storage-options", opts, env_cache=tmp_path / "c")
+    assert missing.returncode == 2 and "s3://cli/ds/none.hdf5" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize("in_same_size", [True, False])
+def test_windowed_order_splits_an_epoch_evenly_over_ranks(in_same_size):
+    from nebulae.fuel._order import miles_per_epoch, windowed_order
+
+    rows = [7, 5, 9, 4, 8, 6, 5]
+    n, batch = sum(rows), 4
+    for nworld in (1, 2, 3):
+        spans = [windowed_order(rows, 11, 3, True, 2, nworld, r, in_same_size) for r in range(nworld)]
+        mpe = miles_per_epoch(n, batch, nworld, in_same_size)
+        for span in spans:
+            # every rank yields exactly MPE batches: full ones, or ceil(len / batch) with a smaller last one
+            assert len(span) >= mpe * batch if in_same_size else -(-len(span) // batch) == mpe
+        taken = np.concatenate([s[: mpe * batch] for s in spans]) if in_same_size else np.concatenate(spans)
+        if in_same_size:
+            assert len(set(taken.tolist())) == len(taken)  # no sample twice across ranks
+        else:
+            assert set(taken.tolist()) == set(range(n))  # all samples, the last span padded by wrap-around
+    # the same (seed, epoch) gives the same order; another epoch another one
+    assert np.array_equal(
+        windowed_order(rows, 1, 0, True, 2, 1, 0, True), windowed_order(rows, 1, 0, True, 2, 1, 0, True)
+    )
+    assert not np.array_equal(
+        windowed_order(rows, 1, 0, True, 2, 1, 0, True), windowed_order(rows, 1, 1, True, 2, 1, 0, True)
+    )
+
+
+def test_a_url_without_fsspec_is_an_import_error_naming_the_extra():
+    script = (
+        "import sys; sys.modules['fsspec'] = None\n"
+        "from nebulae.fuel import Tank\n"
+        "try:\n    Tank('s3://b/ds/train.hdf5', {'label': 'int64'}, 4, verbose=False)\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "nebulae-fuel[remote]" in out.stdout, out.stderr
