@@ -96,7 +96,7 @@ def same_family(a: Path, b: Path) -> None:
     names = sorted(n for n in os.listdir(a) if n.startswith("t"))
     assert sorted(n for n in os.listdir(b) if n.startswith("t")) == names
     assert len(names) == NSHARD + 1  # the shards and the manifest: no part records, no temp files
-    match, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
+    _, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
     assert (mismatch, errors) == ([], [])
 
 
@@ -117,7 +117,9 @@ def test_a_rank_killed_mid_pack_is_resumed_by_a_rerun(raw, reference, tmp_path):
     out = tmp_path / "out"
     # rank 1 (shards 1, 4, 7, 10) dies as it is about to commit its second shard; the others finish
     places = [clean_env(RANK=str(r), WORLD_SIZE="3") for r in range(3)]
-    procs = [start(tmp_path, raw, out / "t.hdf5", env, kill_at=2 if r == 1 else 0) for r, env in enumerate(places)]
+    procs = [
+        start(tmp_path, raw, out / "t.hdf5", env, kill_at=2 if r == 1 else 0) for r, env in enumerate(places)
+    ]
     assert [finish(p) for p in procs] == [0, -signal.SIGKILL, 0]
     names = os.listdir(out)
     assert "t_1.hdf5" in names and "t_4.hdf5" not in names and "t_7.hdf5" not in names
@@ -231,11 +233,15 @@ def test_index_writes_the_manifest_from_the_shards(raw, reference, tmp_path):
 def test_cli_pack_takes_rank_and_nworld(raw, reference, tmp_path):
     out = tmp_path / "out"
     base = [sys.executable, "-m", "nebulae.fuel", "pack", "--file-dir", str(raw), "--file-list", "labels.csv"]
-    base += ["--dtype", "int64", "--dst", str(out / "t.hdf5"), "--height", "8", "--width", "8", "--encode", "PNG"]
-    base += ["--shards", str(NSHARD), "--nworker", "1", "--quiet"]
+    base += ["--dtype", "int64", "--dst", str(out / "t.hdf5"), "--height", "8", "--width", "8"]
+    base += ["--encode", "PNG", "--shards", str(NSHARD), "--nworker", "1", "--quiet"]
     for rank in range(2):
         res = subprocess.run(
-            [*base, "--rank", str(rank), "--nworld", "2"], env=clean_env(), capture_output=True, text=True, timeout=120
+            [*base, "--rank", str(rank), "--nworld", "2"],
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert res.returncode == 0, res.stderr
         assert len(res.stdout.split()) == NSHARD // 2

@@ -232,7 +232,7 @@ def remove_stale_temps(path: str, only: list[str] | None = None) -> list[str]:
     check, touches only its own shards' temp files)."""
     removed = []
     for tmp, pid in family_files(path).temps:
-        if only is not None and not any(tmp.startswith(f"{name}.tmp-") for name in only):
+        if only is not None and not any(tmp.startswith(f"{name}.") for name in only):  # its temp or part's
             continue
         if pid != os.getpid() and not pid_alive(pid):
             with contextlib.suppress(FileNotFoundError):
@@ -398,18 +398,17 @@ def _discover_shards(path: str, kind: str) -> list[str]:
         )
     metas = {s: read_meta(s, kind) for s in shards}
     runs = {s: (str(m[RUN_KEY]) if m.get(RUN_KEY) is not None else None) for s, m in metas.items()}
-    if len(shards) > 1:
-        if len(set(runs.values())) > 1:
-            # files of the original Nebulae carry no run id and keep loading; a mix of runs (or of run ids and none)
-            # is what an interrupted replacement leaves behind
-            groups: dict[str | None, list[str]] = {}
-            for s, run in runs.items():
-                groups.setdefault(run, []).append(os.path.basename(s))
-            shown = " vs ".join(", ".join(names) for names in groups.values())
-            raise ValueError(
-                f"shards of {os.path.basename(path)} come from different packing runs ({shown}) and no manifest "
-                f"{os.path.basename(manifest_path(path))} says which belong together; {_RERUN}"
-            )
+    if len(set(runs.values())) > 1:
+        # files of the original Nebulae carry no run id and keep loading; a mix of runs (or of run ids and none)
+        # is what an interrupted replacement leaves behind
+        groups: dict[str | None, list[str]] = {}
+        for s, run in runs.items():
+            groups.setdefault(run, []).append(os.path.basename(s))
+        shown = " vs ".join(", ".join(names) for names in groups.values())
+        raise ValueError(
+            f"shards of {os.path.basename(path)} come from different packing runs ({shown}) and no manifest "
+            f"{os.path.basename(manifest_path(path))} says which belong together; {_RERUN}"
+        )
     # a resumable pack commits shard by shard and writes the manifest last: shards of one run, fewer than
     # that run packs, without a manifest, are a pack still running or interrupted (older files load as before)
     want = metas[shards[0]].get("nebulae_num_shards")

@@ -190,8 +190,9 @@ class FuelGenerator:
             max_pixels: the most pixels (width x height) a source image may have; a larger one (e.g. a
                 decompression bomb: a small file that decodes to gigabytes) is a ValueError naming its CSV row.
                 None: the stored setting, else Pillow's limit `PIL.Image.MAX_IMAGE_PIXELS`.
-            overwrite: replace an existing output (a file, or a shard family and its manifest); the old data
-                stays readable until the new files are complete.
+            overwrite: replace an existing output (a file, or a shard family and its manifest); in one process
+                the old data stays readable until the new files are complete (several processes replace shard by
+                shard, and readers call the family incomplete until the new manifest is written).
             nworker: encoding processes; None uses every core, 1 the calling process.
             verbose: progress bar and summary on rank <= 0.
             rank: this process's place among `nworld` processes packing one destination together (each started
@@ -304,7 +305,9 @@ class FuelGenerator:
         else:
             todo = self._resume(target, kind, family, finals, mine, overwrite, run, settings, digests)
             if todo:
-                self._run(table, refs, spec, kind, target, finals, [], nworker, show, s, run, packs, bounds, todo)
+                self._run(
+                    table, refs, spec, kind, target, finals, [], nworker, show, s, run, packs, bounds, todo
+                )
             if todo is not None:
                 finish_family(target, nshard, run)
         spelled = finals if os.path.islink(dst) else shard_names(dst, nshard)

@@ -49,7 +49,9 @@ def resolve_place(rank: Any, nworld: Any) -> tuple[int, int]:
     """
     if (rank is None) != (nworld is None):
         given, missing = ("rank", "nworld") if nworld is None else ("nworld", "rank")
-        raise TypeError(f"'{given}' was given without '{missing}': pass both (or neither, to use the launcher's)")
+        raise TypeError(
+            f"'{given}' was given without '{missing}': pass both (or neither, to use the launcher's)"
+        )
     if rank is None:
         for rank_var, world_var in _LAUNCHERS:
             has_rank, has_world = (bool(os.environ.get(v, "").strip()) for v in (rank_var, world_var))
@@ -59,7 +61,9 @@ def resolve_place(rank: Any, nworld: Any) -> tuple[int, int]:
                 break
             if has_rank != has_world:
                 given, missing = (rank_var, world_var) if has_rank else (world_var, rank_var)
-                raise ValueError(f"environment variable {given} is set but {missing} is not: set both, or neither")
+                raise ValueError(
+                    f"environment variable {given} is set but {missing} is not: set both, or neither"
+                )
         else:
             return 0, 1
         if nworld < 1 or not 0 <= rank < nworld:
@@ -124,15 +128,15 @@ def mismatch(path: str, meta: dict[str, Any], settings: dict[str, Any], digest: 
     old = stored["settings"]
     for key in sorted(set(old) | set(settings)):
         if old.get(key) != settings.get(key):
-            return (
-                f"{name!r} was packed with {key}={old.get(key)!r}, this pack has {key}={settings.get(key)!r}; {fix}"
-            )
+            return f"{name!r} was packed with {key}={old.get(key)!r}, this pack has {key}={settings.get(key)!r}; {fix}"
     if stored.get("rows") != digest:
         return (
             f"{name!r} was packed from other rows (the CSV's lines for it, or the size or modification time of "
             f"their files, changed since); {fix}"
         )
-    return f"{name!r} belongs to a pack of other rows (another shard's CSV lines or files changed since); {fix}"
+    return (
+        f"{name!r} belongs to a pack of other rows (another shard's CSV lines or files changed since); {fix}"
+    )
 
 
 # -- part records and the manifest -------------------------------------------------------------------------
@@ -210,7 +214,9 @@ def finish_family(target: str, nshard: int, run: str | None = None) -> str | Non
     if len(runs) != 1 or (run is not None and runs != {run}):
         return None
     done = [p for p in parts if p is not None]
-    manifest = write_manifest(target, done[0]["run"], done[0]["columns"], done[0]["dtypes"], [p["shard"] for p in done])
+    manifest = write_manifest(
+        target, done[0]["run"], done[0]["columns"], done[0]["dtypes"], [p["shard"] for p in done]
+    )
     family = family_files(target)
     for old in [*family.parts, *family.files]:
         if not any(same_path(old, f) for f in finals):
@@ -240,7 +246,9 @@ def index_family(path: str) -> str:
     except (KeyError, TypeError, ValueError):
         nshard, run = 0, None
     if run is None or nshard < 2:
-        raise ValueError(f"{os.path.basename(first)!r} carries no run id and shard count: not a shard of a pack")
+        raise ValueError(
+            f"{os.path.basename(first)!r} carries no run id and shard count: not a shard of a pack"
+        )
     run = str(run)
     missing, other = [], []
     for f in shard_names(target, int(nshard)):
@@ -249,9 +257,8 @@ def index_family(path: str) -> str:
         elif shard_part(f, kind, run) is None:
             other.append(os.path.basename(f))
     if missing or other:
-        told = [f"missing: {', '.join(missing)}"] * bool(missing) + [f"of another run: {', '.join(other)}"] * bool(
-            other
-        )
+        told = [f"missing: {', '.join(missing)}"] if missing else []
+        told += [f"of another run: {', '.join(other)}"] if other else []
         raise ValueError(
             f"cannot index {os.path.basename(target)}: {len(missing) + len(other)} of its {nshard} shards are not "
             f"there ({'; '.join(told)}); rerun the pack command to pack them"
@@ -260,5 +267,7 @@ def index_family(path: str) -> str:
     if manifest is None and os.path.isfile(manifest_path(target)):
         return manifest_path(target)  # another process finished the family meanwhile
     if manifest is None:
-        raise ValueError(f"{os.path.basename(target)} changed while it was indexed (another pack running?); retry")
+        raise ValueError(
+            f"{os.path.basename(target)} changed while it was indexed (another pack running?); retry"
+        )
     return manifest
