@@ -310,7 +310,11 @@ def write_manifest(
         "rows": sum(int(s["rows"]) for s in shards),
         "shards": shards,
     }
-    final = manifest_path(path)
+    return write_json(manifest_path(path), body)
+
+
+def write_json(final: str, body: dict[str, Any]) -> str:
+    """Atomically write `body` as JSON to `final` (a manifest or a shard's part record)."""
     tmp = temp_name(final)
     try:
         with open(tmp, "w", encoding="utf-8") as fh:

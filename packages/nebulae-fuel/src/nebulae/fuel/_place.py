@@ -10,7 +10,6 @@ from typing import Any
 
 from ._files import (
     RUN_KEY,
-    commit,
     discard,
     family_files,
     fsync_dir,
@@ -22,7 +21,7 @@ from ._files import (
     sha256_file,
     shard_name,
     shard_names,
-    temp_name,
+    write_json,
     write_manifest,
 )
 from ._validate import int_in
@@ -144,16 +143,8 @@ def mismatch(path: str, meta: dict[str, Any], settings: dict[str, Any], digest: 
 
 def write_part(shard: str, run: str, columns: list[str], dtypes: list[str], record: dict[str, Any]) -> None:
     """Commit the part record of the committed shard `shard`: what its family's manifest lists for it."""
-    final = part_path(shard)
-    tmp = temp_name(final)
     body = {"format": PART_FORMAT, "run": run, "columns": columns, "dtypes": dtypes, "shard": record}
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(body, fh)
-        commit(tmp, final)
-    except BaseException:
-        discard(tmp)
-        raise
+    write_json(part_path(shard), body)
 
 
 def read_part(shard: str) -> dict[str, Any] | None:
