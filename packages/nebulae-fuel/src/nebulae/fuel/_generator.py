@@ -194,7 +194,7 @@ class FuelGenerator:
                 the old data stays readable until the new files are complete (several processes replace shard by
                 shard, and readers call the family incomplete until the new manifest is written).
             nworker: encoding processes; None uses every core, 1 the calling process.
-            verbose: progress bar and summary on rank <= 0.
+            verbose: progress bar and summary on rank <= 0 (of kit's NEB_RANK/RANK) and packing place 0.
             rank: this process's place among `nworld` processes packing one destination together (each started
                 by a launcher, or by hand); it packs shards rank, rank + nworld, ... with its own `nworker`
                 processes. None: the launcher's RANK/WORLD_SIZE (torchrun), else SLURM_PROCID/SLURM_NTASKS
@@ -295,7 +295,7 @@ class FuelGenerator:
         family = family_files(target)
         existing = family.finals
         run = run_id(target, settings, digests)
-        show = verbose and get_rank() <= 0
+        show = verbose and get_rank() <= 0 and rank == 0  # one progress line per pack, not per process
         # overwriting in one process keeps the old data readable until the new family is complete; anything else
         # of several shards commits shard by shard, so that a rerun resumes
         if nshard == 1 or (overwrite and nworld == 1):
