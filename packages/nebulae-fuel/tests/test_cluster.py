@@ -248,3 +248,18 @@ def test_cli_pack_takes_rank_and_nworld(raw, reference, tmp_path):
     same_family(reference, out)
     bad = subprocess.run([*base, "--rank", "0"], env=clean_env(), capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--rank was given without --nworld" in bad.stderr, bad.stderr
+
+
+def test_ranks_may_spell_the_destination_differently(raw, reference, tmp_path, monkeypatch):
+    # relative, `./`, absolute and through a symlinked directory: one family, found through the resolved name
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "out", target_is_directory=True)
+    fg = FuelGenerator(str(raw), "labels.csv", ["int64"])
+    spellings = ["out/t.hdf5", "./out/t.hdf5", str(tmp_path / "out" / "t.hdf5"), "link/t.hdf5"]
+    for rank, dst in enumerate(spellings):
+        written = fg.generate(
+            dst, 8, 8, encode="PNG", shards=NSHARD, nworker=1, verbose=False, rank=rank, nworld=4
+        )
+        assert written == [dst.replace("t.hdf5", f"t_{i}.hdf5") for i in range(rank, NSHARD, 4)]
+    same_family(reference, tmp_path / "out")
