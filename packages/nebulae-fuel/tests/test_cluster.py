@@ -94,7 +94,8 @@ def finish(proc: subprocess.Popen) -> int:
 
 def same_family(a: Path, b: Path) -> None:
     names = sorted(n for n in os.listdir(a) if n.startswith("t"))
-    assert sorted(n for n in os.listdir(b) if n.startswith("t")) == names
+    found = sorted(n for n in os.listdir(b) if n.startswith("t"))
+    assert found == names, (found, names)
     assert len(names) == NSHARD + 1  # the shards and the manifest: no part records, no temp files
     _, mismatch, errors = filecmp.cmpfiles(a, b, names, shallow=False)
     assert (mismatch, errors) == ([], [])
@@ -263,3 +264,32 @@ def test_ranks_may_spell_the_destination_differently(raw, reference, tmp_path, m
         )
         assert written == [dst.replace("t.hdf5", f"t_{i}.hdf5") for i in range(rank, NSHARD, 4)]
     same_family(reference, tmp_path / "out")
+
+
+def test_a_pack_stopped_by_a_bad_image_resumes_once_it_is_fixed(raw, reference, tmp_path):
+    good = (raw / "img_9.png").read_bytes()  # row 10: shard 4
+    (raw / "img_9.png").write_bytes(b"not an image")
+    fg = FuelGenerator(str(raw), "labels.csv", ["int64"])
+    dst = tmp_path / "out" / "t.hdf5"
+    with pytest.raises(ValueError, match=r"row 11 of labels\.csv"):
+        fg.generate(str(dst), 8, 8, encode="PNG", shards=NSHARD, nworker=1, verbose=False)
+    assert sorted(n for n in os.listdir(dst.parent) if n.endswith(".hdf5")) == [
+        f"t_{i}.hdf5" for i in range(4)
+    ]
+    kept = os.stat(dst.parent / "t_0.hdf5").st_ino
+    (raw / "img_9.png").write_bytes(good)
+    fg.generate(str(dst), 8, 8, encode="PNG", shards=NSHARD, nworker=1, verbose=False)
+    assert os.stat(dst.parent / "t_0.hdf5").st_ino == kept
+    same_family(reference, dst.parent)
+
+
+def test_a_committed_shard_whose_files_changed_is_packed_again(raw, reference, tmp_path):
+    fg = FuelGenerator(str(raw), "labels.csv", ["int64"])
+    dst = tmp_path / "out" / "t.hdf5"
+    fg.generate(str(dst), 8, 8, encode="PNG", shards=NSHARD, nworker=1, verbose=False, rank=0, nworld=2)
+    before = {i: os.stat(dst.parent / f"t_{i}.hdf5").st_ino for i in (0, 2)}
+    os.utime(raw / "img_4.png", ns=(1, 1))  # row 5: shard 2, same pixels, another modification time
+    fg.generate(str(dst), 8, 8, encode="PNG", shards=NSHARD, nworker=1, verbose=False)
+    assert os.stat(dst.parent / "t_0.hdf5").st_ino == before[0]  # unchanged: kept
+    assert os.stat(dst.parent / "t_2.hdf5").st_ino != before[2]  # its file changed: packed again
+    same_family(reference, dst.parent)

@@ -32,6 +32,7 @@ from ._image import EncodeSpec
 from ._pack import RowEncoder
 from ._place import (
     PACK_KEY,
+    files_digest,
     finish_family,
     mismatch,
     pack_record,
@@ -281,7 +282,7 @@ class FuelGenerator:
         refs = self._resolve_refs(table, s["file_dir"], s["is_seq"]) if enc is not None else []
         bounds = [int(x) for x in np.cumsum([0] + [len(p) for p in np.array_split(np.arange(n), nshard)])]
         settings = self._pack_settings(s, spec, quality, kind)
-        digests = [rows_digest(table.columns, refs, bounds[i], bounds[i + 1]) for i in range(nshard)]
+        digests = [rows_digest(table.columns, bounds[i], bounds[i + 1]) for i in range(nshard)]
         packs = [pack_record(settings, d, bounds[i + 1] - bounds[i]) for i, d in enumerate(digests)]
         # every file operation below uses the resolved name, so that relative, `./` and symlinked spellings of one
         # file compare equal; a symlink at dst_path is followed (its target is replaced, the link kept)
@@ -303,10 +304,25 @@ class FuelGenerator:
                 raise FileExistsError(self._exists(family, existing))
             self._run(table, refs, spec, kind, target, finals, existing, nworker, show, s, run, packs, bounds)
         else:
-            todo = self._resume(target, kind, family, finals, mine, overwrite, run, settings, digests)
+            files = {i: files_digest(refs, bounds[i], bounds[i + 1]) for i in mine}
+            todo = self._resume(target, kind, family, finals, files, overwrite, run, settings, digests)
             if todo:
                 self._run(
-                    table, refs, spec, kind, target, finals, [], nworker, show, s, run, packs, bounds, todo
+                    table,
+                    refs,
+                    spec,
+                    kind,
+                    target,
+                    finals,
+                    [],
+                    nworker,
+                    show,
+                    s,
+                    run,
+                    packs,
+                    bounds,
+                    todo,
+                    files,
                 )
             if todo is not None:
                 finish_family(target, nshard, run)
@@ -345,13 +361,14 @@ class FuelGenerator:
         kind: str,
         family: Any,
         finals: list[str],
-        mine: list[int],
+        files: dict[int, str],
         overwrite: bool,
         run: str,
         settings: dict[str, Any],
         digests: list[str],
     ) -> list[int] | None:
-        """The shards of `mine` still to pack; None when the family is complete from this very pack."""
+        """The shards of this process (the keys of `files`, its shards' files digests) still to pack; None when the
+        family is complete from this very pack."""
         if not overwrite:
             if family.manifest:
                 if self._complete(family.manifest, run, finals):
@@ -367,15 +384,18 @@ class FuelGenerator:
                     "overwrite=True to replace the data set or choose another dst_path"
                 )
         todo = []
-        for i in mine:
+        for i, now in files.items():
             final = finals[i]
             if overwrite or not os.path.isfile(final):
                 todo.append(i)
                 continue
             meta = read_meta(final, kind)
-            if str(meta.get(RUN_KEY)) == run and shard_part(final, kind, run) is not None:
-                continue  # committed by an earlier try of this pack
-            raise FileExistsError(mismatch(final, meta, settings, digests[i]))
+            part = shard_part(final, kind, run, now) if str(meta.get(RUN_KEY)) == run else None
+            if part is None:
+                raise FileExistsError(mismatch(final, meta, settings, digests[i]))
+            if part.get("files") != now:
+                todo.append(i)  # committed by an earlier try of this pack, but its files changed since
+            # else committed by an earlier try of this pack: kept
         return todo
 
     @staticmethod
@@ -470,6 +490,7 @@ class FuelGenerator:
         packs: list[str],
         bounds: list[int],
         todo: list[int] | None = None,
+        files: dict[int, str] | None = None,
     ) -> None:
         """Pack the shards `todo` (None: all, placed together at the end; else each committed with its part record
         as soon as it is written, for a resumable or shared pack)."""
@@ -521,7 +542,7 @@ class FuelGenerator:
                     if each:
                         # the shard, then its record: a crash between leaves a shard whose own metadata vouches for it
                         commit(temps[i], finals[i])
-                        write_part(finals[i], run, names, dtypes, records[-1])
+                        write_part(finals[i], run, names, dtypes, records[-1], (files or {}).get(i))
             check_terminated()
             if not each:
                 # a signal now would leave a half-placed output: it is acted on after the commit

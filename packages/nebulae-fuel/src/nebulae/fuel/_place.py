@@ -90,27 +90,32 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()
 
 
-def rows_digest(columns: list[Any], refs: list[Any], start: int, stop: int) -> str:
-    """A digest of rows [start, stop): their CSV values and the size and modification time of their files, so that
-    a shard packed from other rows, or from files changed since, is told apart."""
+def rows_digest(columns: list[Any], start: int, stop: int) -> str:
+    """A digest of the CSV values of rows [start, stop): what a shard of them holds besides its images."""
+    return _digest([(c.name, c.dtype, c.values[start:stop]) for c in columns])
+
+
+def files_digest(refs: list[Any], start: int, stop: int) -> str:
+    """A digest of the size and modification time of the files of rows [start, stop), so that a resumed pack
+    packs again a shard whose files changed since it was committed."""
     stats = []
     for ref in refs[start:stop]:
         for path in ref if isinstance(ref, list) else [ref]:
             st = os.stat(path)
             stats.append((st.st_size, st.st_mtime_ns))
-    values = [(c.name, c.dtype, c.values[start:stop]) for c in columns]
-    return _digest(values, stats)
+    return _digest(stats)
 
 
 def run_id(name: str, settings: dict[str, Any], digests: list[str]) -> str:
     """The run id of a pack: a digest of the output's name, its settings and every shard's rows. Every process of
     one pack derives it alike, so each shard carries the same id whoever packed it, and a rerun can tell its own
-    committed shards from another run's."""
+    committed shards from another pack's."""
     return _digest(os.path.basename(name), json.dumps(settings, sort_keys=True), digests)[:32]
 
 
 def pack_record(settings: dict[str, Any], digest: str, rows: int) -> str:
-    """The metadata value a resumable shard carries: its settings, the digest of its rows and their number."""
+    """The metadata value a resumable shard carries: its settings, the digest of its rows and their number (not
+    its files' times: a shard's bytes depend only on the CSV, the settings and the files' contents)."""
     return json.dumps({"settings": settings, "rows": digest, "nrows": rows}, sort_keys=True)
 
 
@@ -141,9 +146,19 @@ def mismatch(path: str, meta: dict[str, Any], settings: dict[str, Any], digest: 
 # -- part records and the manifest -------------------------------------------------------------------------
 
 
-def write_part(shard: str, run: str, columns: list[str], dtypes: list[str], record: dict[str, Any]) -> None:
-    """Commit the part record of the committed shard `shard`: what its family's manifest lists for it."""
-    body = {"format": PART_FORMAT, "run": run, "columns": columns, "dtypes": dtypes, "shard": record}
+def write_part(
+    shard: str, run: str, columns: list[str], dtypes: list[str], record: dict[str, Any], files: str | None
+) -> None:
+    """Commit the part record of the committed shard `shard`: what its family's manifest lists for it, and the
+    digest of its files' sizes and times when it was packed."""
+    body = {
+        "format": PART_FORMAT,
+        "run": run,
+        "columns": columns,
+        "dtypes": dtypes,
+        "shard": record,
+        "files": files,
+    }
     write_json(part_path(shard), body)
 
 
@@ -158,9 +173,10 @@ def read_part(shard: str) -> dict[str, Any] | None:
     return body if ok else None
 
 
-def shard_part(shard: str, kind: str, run: str) -> dict[str, Any] | None:
+def shard_part(shard: str, kind: str, run: str, files: str | None = None) -> dict[str, Any] | None:
     """The part record of the committed shard `shard` of the run `run`, rebuilt from the shard itself (reading all
-    of it for its checksum) when a crash came between the shard's commit and its record's."""
+    of it for its checksum; `files` the digest of its files now) when a crash came between the shard's commit and
+    its record's."""
     part = read_part(shard)
     if part is not None and part.get("run") == run:
         return part
@@ -178,7 +194,7 @@ def shard_part(shard: str, kind: str, run: str) -> dict[str, Any] | None:
         "sha256": sha256_file(shard),
     }
     columns, dtypes = _listed(meta.get("nebulae_columns")), _listed(meta.get("nebulae_dtypes"))
-    write_part(shard, run, columns, dtypes, record)
+    write_part(shard, run, columns, dtypes, record, files)
     return read_part(shard)
 
 
