@@ -293,3 +293,38 @@ def test_a_committed_shard_whose_files_changed_is_packed_again(raw, reference, t
     assert os.stat(dst.parent / "t_0.hdf5").st_ino == before[0]  # unchanged: kept
     assert os.stat(dst.parent / "t_2.hdf5").st_ino != before[2]  # its file changed: packed again
     same_family(reference, dst.parent)
+
+
+def test_a_rank_that_resumes_as_another_finishes_leaves_no_part_records(
+    raw, reference, tmp_path, monkeypatch
+):
+    import nebulae.fuel._generator as generator
+
+    fg = FuelGenerator(str(raw), "labels.csv", ["int64"])
+    out = tmp_path / "out"
+    for rank in range(3):
+        fg.generate(
+            str(out / "t.hdf5"),
+            8,
+            8,
+            encode="PNG",
+            shards=NSHARD,
+            nworker=1,
+            verbose=False,
+            rank=rank,
+            nworld=3,
+        )
+    # rank 0 of a rerun looked at the destination just before another rank wrote the manifest and removed the part
+    # records: it finds its shards without records, and rebuilds them
+    listed = generator.family_files
+
+    def before_the_manifest(path):
+        family = listed(path)
+        family.manifest = None
+        return family
+
+    monkeypatch.setattr(generator, "family_files", before_the_manifest)
+    fg.generate(
+        str(out / "t.hdf5"), 8, 8, encode="PNG", shards=NSHARD, nworker=1, verbose=False, rank=0, nworld=3
+    )
+    same_family(reference, out)

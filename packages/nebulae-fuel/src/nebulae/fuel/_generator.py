@@ -325,7 +325,7 @@ class FuelGenerator:
                     files,
                 )
             if todo is not None:
-                finish_family(target, nshard, run)
+                finish_family(target, nshard, run, [finals[i] for i in mine])
         spelled = finals if os.path.islink(dst) else shard_names(dst, nshard)
         # the paths as the caller spelled them, unless dst_path is a link (then where the data went)
         return [spelled[i] for i in mine]

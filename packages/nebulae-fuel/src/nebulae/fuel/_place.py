@@ -205,20 +205,25 @@ def _listed(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else []
 
 
-def finish_family(target: str, nshard: int, run: str | None = None) -> str | None:
+def finish_family(
+    target: str, nshard: int, run: str | None = None, own: list[str] | None = None
+) -> str | None:
     """Write the manifest of the family `target` if all its `nshard` shards are committed with part records of one
     run (`run`, when given), then remove what the manifest supersedes: part records, an old single file of the
     family's name, shards beyond `nshard`. Returns the manifest path, or None while shards are missing.
 
     Any process may call it, any number of times: the one that finds the family complete writes the manifest, and
-    two that both do write the same one. Only the destination itself is consulted.
+    two that both do write the same one. Only the destination itself is consulted. `own` names the calling
+    process's shards, whose part records it removes again if the family turns out finished meanwhile by another
+    process (which removed the records while this one rebuilt them).
     """
     finals = shard_names(target, nshard)
     parts = [read_part(f) for f in finals]
-    if any(p is None for p in parts):
-        return None
     runs = {p["run"] for p in parts if p is not None}
-    if len(runs) != 1 or (run is not None and runs != {run}):
+    if any(p is None for p in parts) or len(runs) != 1 or (run is not None and runs != {run}):
+        if own and run is not None and _manifest_run(target) == run:
+            for shard in own:
+                discard(part_path(shard))
         return None
     done = [p for p in parts if p is not None]
     manifest = write_manifest(
@@ -230,6 +235,15 @@ def finish_family(target: str, nshard: int, run: str | None = None) -> str | Non
             discard(old)
     fsync_dir(os.path.dirname(target))
     return manifest
+
+
+def _manifest_run(target: str) -> str | None:
+    try:
+        with open(manifest_path(target), encoding="utf-8") as fh:
+            run = json.load(fh).get("run")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return run if isinstance(run, str) else None
 
 
 def index_family(path: str) -> str:
