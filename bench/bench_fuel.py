@@ -1,4 +1,4 @@
-"""Benchmark of nebulae-fuel: packing, Tank epochs (JPEG and RAW), RAW memory, Comburant ops.
+"""Benchmark of nebulae-fuel: packing, Tank epochs (JPEG and RAW), RAW memory, Comburant ops, packing at scale.
 
 Every ratio compares figures measured in this run, on this machine; each baseline's pipeline is printed.
 Run with `flock /tmp/nebulae-bench.lock hatch run bench:fuel` (add --quick for a smaller, faster run).
@@ -42,6 +42,9 @@ from nebulae.fuel import (
     byte2arr,
 )
 from nebulae.fuel._image import EncodeSpec, encode_image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_pack_scale import bench_pack_scale
 
 CORES = os.cpu_count() or 1
 SIZE = 224
@@ -501,7 +504,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="300 photos, no multi-GB memory check")
     parser.add_argument("--dir", default=os.environ.get("NEBULAE_BENCH_DIR", "/tmp/nebulae-bench-fuel"))
-    parser.add_argument("--only", nargs="*", default=["pack", "tank", "raw", "ops", "content"])
+    parser.add_argument("--only", nargs="*", default=["pack", "tank", "raw", "ops", "content", "scale"])
     args = parser.parse_args()
     n = 300 if args.quick else 2000
     os.makedirs(args.dir, exist_ok=True)
@@ -513,7 +516,7 @@ def main() -> None:
         f"decoder {'simplejpeg' if _importable('simplejpeg') else 'Pillow'}, OpenCV {'installed' if _importable('cv2') else 'absent'}"
     )
     jpeg = os.path.join(out_dir, "jpeg224.hdf5")
-    if "pack" in args.only or not os.path.exists(jpeg):
+    if "pack" in args.only or ({"tank", "raw"} & set(args.only) and not os.path.exists(jpeg)):
         jpeg = bench_pack(photo_dir, out_dir, n, 1 if args.quick else 3)
     if "tank" in args.only:
         bench_tank_jpeg(jpeg, 1 if args.quick else 3)
@@ -523,6 +526,8 @@ def main() -> None:
         bench_ops(160 if args.quick else 640)
     if "content" in args.only:
         bench_pack_content(args.dir, args.quick, RESULTS)
+    if "scale" in args.only:
+        RESULTS["scale"] = bench_pack_scale(photo_dir, out_dir, n, 1 if args.quick else 3, CORES)
     with open(os.path.join(args.dir, "results.json"), "w") as fh:
         json.dump(RESULTS, fh, indent=2)
 

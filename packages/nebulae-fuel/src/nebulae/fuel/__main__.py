@@ -1,5 +1,5 @@
-"""Command line: `nebulae-fuel pack ...`, `nebulae-fuel info FILE` and `nebulae-fuel verify FAMILY` (or
-`python -m nebulae.fuel ...`)."""
+"""Command line: `nebulae-fuel pack ...`, `nebulae-fuel info FILE`, `nebulae-fuel verify FAMILY` and
+`nebulae-fuel index FAMILY` (or `python -m nebulae.fuel ...`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ._constants import Quality
 from ._files import verify
 from ._generator import FuelGenerator
 from ._info import format_info, info
+from ._place import index_family
 from ._remote import is_url, local_of, verify_remote
 from ._settings import DEFAULTS
 
@@ -22,6 +23,7 @@ _ALIASES = {
     "pack": {"nshard": "--shards"},
     "info": {"data_path": "FILE"},
     "verify": {"path": "FAMILY"},
+    "index": {"path": "FAMILY"},
 }
 
 
@@ -101,6 +103,18 @@ def _parser() -> argparse.ArgumentParser:
     pack.add_argument(
         "--quiet", action="store_true", help="no progress bar or summary on stderr (default: show them)"
     )
+    pack.add_argument(
+        "--rank",
+        type=int,
+        default=None,
+        help="this process's place among --nworld packing processes (default: RANK, else SLURM_PROCID, else 0)",
+    )
+    pack.add_argument(
+        "--nworld",
+        type=int,
+        default=None,
+        help="number of packing processes (default: WORLD_SIZE, else SLURM_NTASKS, else 1)",
+    )
     show = sub.add_parser("info", help="describe a packed file")
     show.add_argument(
         "file", help=".hdf5/.h5/.npz file (or the shard family's name), a path or an fsspec URL"
@@ -114,10 +128,13 @@ def _parser() -> argparse.ArgumentParser:
             default=None,
             help="for a URL: fsspec storage options as a JSON object (default: fsspec's own configuration)",
         )
+    index = sub.add_parser("index", help="write a shard family's manifest from its committed shards")
+    index.add_argument("family", help="the family's name (e.g. train.hdf5)")
     # each command knows its parser, so that a library error can be told in that command's flags
     pack.set_defaults(command_parser=pack)
     show.set_defaults(command_parser=show)
     check.set_defaults(command_parser=check)
+    index.set_defaults(command_parser=index)
     return parser
 
 
@@ -144,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                 checked = verify(local_of(args.family))
             print(f"ok: {len(checked)} shard(s) match their manifest")
             return 0
+        if args.command == "index":
+            print(index_family(args.family))
+            return 0
         delimiter = "\t" if args.delimiter in ("tab", "\\t") else args.delimiter
         fg = FuelGenerator(
             args.file_dir,
@@ -168,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             nworker=args.nworker,
             verbose=not args.quiet,
+            rank=args.rank,
+            nworld=args.nworld,
         )
         for path in written:
             print(path)

@@ -20,6 +20,7 @@ RUN_KEY = "nebulae_run"
 MANIFEST_SUFFIX = ".manifest.json"
 SKIPPED_SUFFIX = ".skipped.csv"
 SKIPPED_HEADER = ("row", "file", "reason", "message")
+PART_SUFFIX = ".part.json"
 MANIFEST_FORMAT = "nebulae-fuel-manifest"
 MANIFEST_VERSION = 1
 _RERUN = "rerun generate(..., overwrite=True) to write the data set again"
@@ -98,15 +99,20 @@ def same_path(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+def part_path(shard: str) -> str:
+    """The record a resumable pack commits next to a finished shard (`t_3.hdf5` -> `t_3.hdf5.part.json`)."""
+    return shard + PART_SUFFIX
+
+
 def family_pattern(path: str) -> re.Pattern[str]:
-    """Names of `path`, its shards, its manifest, its skip report, and their temp files (a `.blob` is an NPZ writer's
-    spill, or a file rewritten without its skipped rows)."""
+    """Names of `path`, its shards, its manifest, its skip report, the shards' part records, and their temp files
+    (a `.blob` is an NPZ writer's spill, or a file rewritten without its skipped rows)."""
     base = os.path.basename(path)
     stem, suffix = os.path.splitext(base)
     return re.compile(
         rf"^(?P<final>{re.escape(base)}(?:(?P<manifest>{re.escape(MANIFEST_SUFFIX)})"
         rf"|(?P<report>{re.escape(SKIPPED_SUFFIX)}))?"
-        rf"|{re.escape(stem)}_\d+{re.escape(suffix)})"
+        rf"|{re.escape(stem)}_\d+{re.escape(suffix)}(?P<part>{re.escape(PART_SUFFIX)})?)"
         rf"(?:\.tmp-(?P<pid>\d+)(?:\.blob)?)?$"
     )
 
@@ -119,6 +125,7 @@ class Family:
     manifest: str | None = None
     temps: list[tuple[str, int]] = field(default_factory=list)  # (temp file, writer pid)
     report: str | None = None  # the skip report
+    parts: list[str] = field(default_factory=list)  # part records of a resumable pack's committed shards
 
     @property
     def finals(self) -> list[str]:
@@ -149,6 +156,8 @@ def family_files(path: str) -> Family:
             found.manifest = full
         elif m.group("report"):
             found.report = full
+        elif m.group("part"):
+            found.parts.append(full)
         else:
             found.files.append(full)
     return found
@@ -223,28 +232,37 @@ def discard(path: str) -> None:
         os.unlink(path)
 
 
-def target_of(path: str) -> str:
+def target_of(path: str, sweep: bool = True) -> str:
     """The file a writer replaces for `path`: resolved, so that a symlink's target is rewritten (the link stays)
     and the temp file sits next to it, on the same file system; dead writers' temp files of it are removed
-    first."""
+    first (unless `sweep` is False)."""
     target = os.path.realpath(path)
-    remove_stale_temps(target)
+    if sweep:
+        remove_stale_temps(target)
     return target
 
 
-def prepare_output(dst: str, nshard: int, overwrite: bool) -> tuple[str, list[str], list[str]]:
-    """For a pack into `dst` of `nshard` files: the resolved target, its final file names, and the files of an
-    existing output of that name (a FileExistsError unless `overwrite`); the target's directory is created."""
-    target = target_of(dst)
+def prepare_output(
+    dst: str, nshard: int, overwrite: bool, sweep: bool = True, refuse: bool = True
+) -> tuple[str, list[str], Family]:
+    """For a pack into `dst` of `nshard` files: the resolved target (its directory created), its final file names,
+    and the files of an existing output of that name. With `refuse`, an existing output is a FileExistsError unless
+    `overwrite`; a resumable pack passes False and decides shard by shard. `sweep` as in `target_of`."""
+    target = target_of(dst, sweep)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     family = family_files(target)
+    if refuse and family.finals and not overwrite:
+        raise FileExistsError(exists_message(family))
+    return target, shard_names(target, nshard), family
+
+
+def exists_message(family: Family) -> str:
+    """What a pack says when it will not replace the existing output `family`."""
     existing = family.finals
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"{(family.files or existing)[0]!r} already exists ({len(existing)} file(s) of this output); pass "
-            "overwrite=True to replace them or choose another dst_path"
-        )
-    return target, shard_names(target, nshard), existing
+    return (
+        f"{(family.files or existing)[0]!r} already exists ({len(existing)} file(s) of this output); pass "
+        "overwrite=True to replace them or choose another dst_path"
+    )
 
 
 def pid_alive(pid: int) -> bool:
@@ -257,10 +275,14 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(path: str) -> list[str]:
-    """Delete temp files of this family left by dead writers (e.g. a SIGKILLed pack)."""
+def remove_stale_temps(path: str, only: list[str] | None = None) -> list[str]:
+    """Delete temp files of this family left by dead writers (e.g. a SIGKILLed pack); with `only`, just those of
+    the named files (a process that shares the destination with others on other machines, whose pids it cannot
+    check, touches only its own shards' temp files)."""
     removed = []
     for tmp, pid in family_files(path).temps:
+        if only is not None and not any(tmp.startswith(f"{name}.") for name in only):  # its temp or part's
+            continue
         if pid != os.getpid() and not pid_alive(pid):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -275,10 +297,10 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def read_run_id(path: str, kind: str) -> str | None:
-    """The run id stored in a packed file, None for files without one (packed before run ids existed).
+def read_meta(path: str, kind: str) -> dict[str, Any]:
+    """A packed file's metadata (empty for files without any).
 
-    Reads only the file's metadata: the HDF5 root attributes, or the NPZ's small metadata entry.
+    Reads only the HDF5 root attributes, or the NPZ's small metadata entry; HDF5 string values come back as str.
     """
     name = os.path.basename(path)
     try:
@@ -286,21 +308,24 @@ def read_run_id(path: str, kind: str) -> str | None:
             import h5py
 
             with h5py.File(path, "r") as f:
-                value = f.attrs.get(RUN_KEY)
-            if value is None:
-                return None
-            return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+                attrs = dict(f.attrs.items())
+            return {k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in attrs.items()}
         with zipfile.ZipFile(path) as zf:
             if f"{META_KEY}.npy" not in zf.namelist():
-                return None
+                return {}
             with zf.open(f"{META_KEY}.npy") as fh:
                 meta = json.loads(str(np.lib.format.read_array(fh, allow_pickle=False).reshape(-1)[0]))
-        run = meta.get(RUN_KEY) if isinstance(meta, dict) else None
-        return str(run) if run is not None else None
+        return meta if isinstance(meta, dict) else {}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(
             f"{name} is not a readable {kind.upper()} file (truncated or foreign?): {exc}"
         ) from None
+
+
+def read_run_id(path: str, kind: str) -> str | None:
+    """The run id stored in a packed file, None for files without one (packed before run ids existed)."""
+    run = read_meta(path, kind).get(RUN_KEY)
+    return str(run) if run is not None else None
 
 
 def sha256_file(path: str) -> str:
@@ -337,7 +362,11 @@ def write_manifest(
         "skipped": sum(int(s.get("skipped", 0)) for s in shards),
         "shards": shards,
     }
-    final = manifest_path(path)
+    return write_json(manifest_path(path), body)
+
+
+def write_json(final: str, body: dict[str, Any]) -> str:
+    """Atomically write `body` as JSON to `final` (a manifest or a shard's part record)."""
     tmp = temp_name(final)
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -423,19 +452,29 @@ def _discover_shards(path: str, kind: str) -> list[str]:
         raise FileNotFoundError(
             f"'data_path' {path!r} does not exist (nor does its first shard {shard_name(path, 0)})"
         )
-    if len(shards) > 1:
-        runs = {s: read_run_id(s, kind) for s in shards}
-        if len(set(runs.values())) > 1:
-            # files of the original Nebulae carry no run id and keep loading; a mix of runs (or of run ids and none)
-            # is what an interrupted replacement leaves behind
-            groups: dict[str | None, list[str]] = {}
-            for s, run in runs.items():
-                groups.setdefault(run, []).append(os.path.basename(s))
-            shown = " vs ".join(", ".join(names) for names in groups.values())
-            raise ValueError(
-                f"shards of {os.path.basename(path)} come from different packing runs ({shown}) and no manifest "
-                f"{os.path.basename(manifest_path(path))} says which belong together; {_RERUN}"
-            )
+    metas = {s: read_meta(s, kind) for s in shards}
+    runs = {s: (str(m[RUN_KEY]) if m.get(RUN_KEY) is not None else None) for s, m in metas.items()}
+    if len(set(runs.values())) > 1:
+        # files of the original Nebulae carry no run id and keep loading; a mix of runs (or of run ids and none)
+        # is what an interrupted replacement leaves behind
+        groups: dict[str | None, list[str]] = {}
+        for s, run in runs.items():
+            groups.setdefault(run, []).append(os.path.basename(s))
+        shown = " vs ".join(", ".join(names) for names in groups.values())
+        raise ValueError(
+            f"shards of {os.path.basename(path)} come from different packing runs ({shown}) and no manifest "
+            f"{os.path.basename(manifest_path(path))} says which belong together; {_RERUN}"
+        )
+    # a resumable pack commits shard by shard and writes the manifest last: shards of one run, fewer than
+    # that run packs, without a manifest, are a pack still running or interrupted (older files load as before)
+    want = metas[shards[0]].get("nebulae_num_shards")
+    if runs[shards[0]] is not None and isinstance(want, (int, np.integer)) and 1 < want != len(shards):
+        raise ValueError(
+            f"shard family {os.path.basename(path)} is incomplete: {len(shards)} of its {int(want)} shards exist "
+            f"and there is no manifest {os.path.basename(manifest_path(path))} (a pack is still running or was "
+            "interrupted); rerun the same pack command to finish it, or run `python -m nebulae.fuel index` on it "
+            "once all its shards exist"
+        )
     return shards
 
 

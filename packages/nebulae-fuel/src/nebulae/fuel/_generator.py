@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -12,11 +13,18 @@ from ._compact import drop_rows
 from ._constants import KEY_COLUMN, Quality
 from ._csv import Column, Table, parse_table, safe_path
 from ._files import (
+    RUN_KEY,
+    commit,
     discard,
+    exists_message,
     kind_of,
-    new_run_id,
+    part_path,
     place_output,
     prepare_output,
+    read_manifest,
+    read_meta,
+    remove_stale_temps,
+    same_path,
     shard_names,
     shard_record,
     skipped_path,
@@ -26,6 +34,19 @@ from ._files import (
 )
 from ._image import EncodeSpec
 from ._pack import RowEncoder, RowError
+from ._place import (
+    PACK_KEY,
+    files_digest,
+    finish_family,
+    mismatch,
+    pack_record,
+    resolve_place,
+    rows_digest,
+    run_id,
+    shard_part,
+    shards_of,
+    write_part,
+)
 from ._procs import start_forkserver
 from ._progress import Progress
 from ._rank import get_rank
@@ -155,6 +176,8 @@ class FuelGenerator:
         overwrite: bool = False,
         nworker: int | None = None,
         verbose: bool = True,
+        rank: int | None = None,
+        nworld: int | None = None,
         **aliases: Any,
     ) -> list[str]:
         """Pack the listed data into `dst_path` (HDF5 `.hdf5`/`.h5`, or `.npz`).
@@ -165,7 +188,9 @@ class FuelGenerator:
             width: output image width.
             channel: 3 (RGB) or 1 (gray).
             encode: 'JPEG', 'PNG', 'RAW' (decoded pixels), or '' for no image processing.
-            shards: number of files, each holding a contiguous run of rows.
+            shards: number of files, each holding a contiguous run of rows. A family of shards is resumable: each
+                shard is committed as soon as it is packed and the manifest once all are; a rerun of the same pack
+                (same CSV, files and settings, no `overwrite`) packs only the shards still missing.
             keep_exif: keep the source EXIF block in the encoded image.
             quality: a preset (`NA, FAST, GOOD, OPTIM, LOSSLESS`) overriding `encode`.
             max_pixels: the most pixels (width x height) a source image may have; a larger one (e.g. a
@@ -174,11 +199,20 @@ class FuelGenerator:
             on_error: 'raise' (default) stops at the first unusable image file; 'skip' leaves such rows out (missing,
                 empty, truncated or foreign files, decompression bombs) and lists them, in row order, in the report
                 `{dst_path}.skipped.csv` (row, file, reason, message). Shards keep the rows they were given before
-                skipping, less the skipped ones. None: the stored setting.
-            overwrite: replace an existing output (a file, or a shard family and its manifest); the old data
-                stays readable until the new files are complete.
+                skipping, less the skipped ones. None: the stored setting. Several packing processes each put
+                their shards' lines in the shards' part records; the one that writes the manifest writes the report.
+            overwrite: replace an existing output (a file, or a shard family and its manifest); in one process
+                the old data stays readable until the new files are complete (several processes replace shard by
+                shard, and readers call the family incomplete until the new manifest is written).
             nworker: encoding processes; None uses every core, 1 the calling process.
-            verbose: progress bar and summary on rank <= 0.
+            verbose: progress bar and summary on rank <= 0 (of kit's NEB_RANK/RANK) and packing place 0.
+            rank: this process's place among `nworld` processes packing one destination together (each started
+                by a launcher, or by hand); it packs shards rank, rank + nworld, ... with its own `nworker`
+                processes. None: the launcher's RANK/WORLD_SIZE (torchrun), else SLURM_PROCID/SLURM_NTASKS
+                (srun), else one process packs everything. Give both or neither; `shards` must be >= nworld.
+                The shards are the same bytes however many processes packed them, and whichever process commits
+                the last shard writes the manifest.
+            nworld: the number of packing processes (see `rank`).
             **aliases: `nshard` for `shards`.
 
         Each data set also gets a `__key__` string column: each row's CSV first cell, to trace a sample to its file.
@@ -186,13 +220,15 @@ class FuelGenerator:
         not FAST) is stored byte for byte instead of being decoded and encoded again.
 
         Returns:
-            The written file paths (a family's manifest `{dst_path}.manifest.json` and the skip report are not
-            listed).
+            The paths of this process's files (all of them when one process packs; a family's manifest
+            `{dst_path}.manifest.json` and the skip report are not listed).
 
         Raises:
             ValueError: invalid settings, a bad CSV row, an unreadable image.
             FileNotFoundError: the CSV or listed files are missing.
-            FileExistsError: the output exists and `overwrite` is False.
+            FileExistsError: the output exists and `overwrite` is False: a single file, a complete family of
+                another pack, or committed shards of another pack (the message names the setting that differs).
+                A complete family of this very pack is no error: there is nothing left to do.
 
         Example:
             >>> fg.generate('out/fuel.hdf5', 224, 224, shards=2)  # doctest: +SKIP
@@ -253,15 +289,144 @@ class FuelGenerator:
             raise ValueError(
                 f"'shards' must be <= the number of rows ({n}) so that no shard is empty (got {nshard})"
             )
+        rank, nworld = resolve_place(rank, nworld)
+        if nshard < nworld:
+            raise ValueError(
+                f"'shards' must be >= nworld ({nworld} packing processes) so that each has a shard to pack "
+                f"(got {nshard}); pass shards={nworld} or more, or pack in one process (rank=0, nworld=1)"
+            )
         skip = s["on_error"] == "skip"
         refs = self._resolve_refs(table, s["file_dir"], s["is_seq"], skip) if enc is not None else []
+        # shard boundaries are fixed before any row is skipped, so every process cuts the same shards
+        bounds = [int(x) for x in np.cumsum([0] + [len(p) for p in np.array_split(np.arange(n), nshard)])]
+        settings = self._pack_settings(s, spec, quality, kind)
+        # the digests cover every column, the `__key__` column included
+        digests = [rows_digest(table.columns, bounds[i], bounds[i + 1]) for i in range(nshard)]
+        packs = [pack_record(settings, d, bounds[i + 1] - bounds[i]) for i, d in enumerate(digests)]
+        # overwriting in one process keeps the old data readable until the new family is complete; anything else
+        # of several shards commits shard by shard, so that a rerun resumes
+        at_once = nshard == 1 or (overwrite and nworld == 1)
         # every file operation below uses the resolved name, so that relative, `./` and symlinked spellings of one
         # file compare equal; a symlink at dst_path is followed (its target is replaced, the link kept)
-        target, finals, existing = prepare_output(dst, nshard, overwrite)
-        show = verbose and get_rank() <= 0
-        self._run(table, refs, spec, kind, target, finals, existing, nworker, show, s)
+        target, finals, family = prepare_output(dst, nshard, overwrite, sweep=nworld == 1, refuse=at_once)
+        mine = shards_of(rank, nworld, nshard)
+        if nworld > 1:
+            # processes on other machines share this directory: their pids mean nothing here
+            remove_stale_temps(target, only=[finals[i] for i in mine])
+        run = run_id(target, settings, digests)
+        show = verbose and get_rank() <= 0 and rank == 0  # one progress line per pack, not per process
+        if at_once:
+            existing = [*family.finals, *family.parts]
+            self._run(table, refs, spec, kind, target, finals, existing, nworker, show, s, run, packs, bounds)
+        else:
+            files = {i: files_digest(refs, bounds[i], bounds[i + 1]) for i in mine}
+            todo = self._resume(target, kind, family, finals, files, overwrite, run, settings, digests)
+            if todo:
+                self._run(
+                    table,
+                    refs,
+                    spec,
+                    kind,
+                    target,
+                    finals,
+                    [],
+                    nworker,
+                    show,
+                    s,
+                    run,
+                    packs,
+                    bounds,
+                    todo,
+                    files,
+                )
+            if todo is not None:
+                finish_family(target, nshard, run, [finals[i] for i in mine])
+        spelled = finals if os.path.islink(dst) else shard_names(dst, nshard)
         # the paths as the caller spelled them, unless dst_path is a link (then where the data went)
-        return finals if os.path.islink(dst) else shard_names(dst, nshard)
+        return [spelled[i] for i in mine]
+
+    @staticmethod
+    def _pack_settings(s: dict[str, Any], spec: EncodeSpec | None, quality: Any, kind: str) -> dict[str, Any]:
+        """The settings a shard's bytes depend on, as recorded in it (beside its rows' digest) for resuming."""
+        settings = {
+            "format": kind,
+            "dtype": s["dtype"],
+            "is_seq": s["is_seq"],
+            "shards": s["shards"],
+            "encode": spec.encode if spec else None,
+            "height": s["height"],
+            "width": s["width"],
+            "channel": s["channel"],
+            "keep_exif": s["keep_exif"],
+            "quality": Quality(quality).name if quality is not None else None,
+            "max_pixels": spec.max_pixels if spec else None,
+            "on_error": s["on_error"],
+            "passthrough": spec.passthrough if spec else None,
+        }
+        return json.loads(json.dumps(settings))  # as it reads back: lists, not tuples
+
+    def _resume(
+        self,
+        target: str,
+        kind: str,
+        family: Any,
+        finals: list[str],
+        files: dict[int, str],
+        overwrite: bool,
+        run: str,
+        settings: dict[str, Any],
+        digests: list[str],
+    ) -> list[int] | None:
+        """The shards of this process (the keys of `files`, its shards' files digests) still to pack; None when the
+        family is complete from this very pack."""
+        if not overwrite:
+            if family.manifest:
+                if self._complete(family.manifest, run, finals):
+                    return None
+                told = exists_message(family)
+                if os.path.isfile(finals[0]):  # say what differs from this pack
+                    told += f" ({mismatch(finals[0], read_meta(finals[0], kind), settings, digests[0])})"
+                raise FileExistsError(told)
+            others = [f for f in family.files if not any(same_path(f, g) for g in finals)]
+            if others:
+                raise FileExistsError(
+                    f"{others[0]!r} already exists and is no shard of this {len(finals)}-shard pack; pass "
+                    "overwrite=True to replace the data set or choose another dst_path"
+                )
+        todo = []
+        for i, now in files.items():
+            final = finals[i]
+            if overwrite or not os.path.isfile(final):
+                todo.append(i)
+                continue
+            meta = read_meta(final, kind)
+            ours = str(meta.get(RUN_KEY)) == run
+            part = shard_part(final, kind, run, now) if ours else None
+            if part is None and ours:
+                # this pack's, but its record (with its skip report's lines) was lost: pack it again
+                todo.append(i)
+                continue
+            if part is None:
+                raise FileExistsError(mismatch(final, meta, settings, digests[i]))
+            if part.get("files") != now:
+                todo.append(i)  # committed by an earlier try of this pack, but its files changed since
+            # else committed by an earlier try of this pack: kept
+        return todo
+
+    @staticmethod
+    def _complete(manifest: str, run: str, finals: list[str]) -> bool:
+        """Whether `manifest` vouches for `finals` as packed by the run `run` (sizes only: a cheap check)."""
+        try:
+            body = read_manifest(manifest)
+        except ValueError:
+            return False
+        entries = body["shards"]
+        if body["run"] != run or len(entries) != len(finals):
+            return False
+        return all(
+            os.path.basename(f) == e["file"] and os.path.isfile(f) and os.path.getsize(f) == e["bytes"]
+            for f, e in zip(finals, entries, strict=True)
+        )
 
     def _encode_spec(self, s: dict[str, Any], quality: Any) -> tuple[EncodeSpec | None, str | None]:
         enc = s["encode"]
@@ -341,25 +506,34 @@ class FuelGenerator:
         nworker: int,
         show: bool,
         s: dict[str, Any],
-    ) -> list[str]:
+        run: str,
+        packs: list[str],
+        bounds: list[int],
+        todo: list[int] | None = None,
+        files: dict[int, str] | None = None,
+    ) -> None:
+        """Pack the shards `todo` (None: all, placed together at the end; else each committed with its part record
+        as soon as it is written, for a resumable or shared pack)."""
         start = time.perf_counter()
-        n = len(table)
         nshard = len(finals)
-        bounds = np.cumsum([0] + [len(p) for p in np.array_split(np.arange(n), nshard)])
+        each = todo is not None
+        indices = todo if todo is not None else list(range(nshard))
+        n = sum(bounds[i + 1] - bounds[i] for i in indices)
         temps = [temp_name(f) for f in finals]
         report = skipped_path(dst)
-        run = new_run_id()
         skipped: list[tuple[int, str, str, str]] = []
         records: list[dict[str, Any]] = []
         placed: list[str] = []
         writers: list[Any] = []
+        names, dtypes = [c.name for c in table.columns], [c.dtype for c in table.columns]
         handlers = install_handlers()
         progress = Progress(n, f"packing {os.path.basename(dst)}", enabled=show)
         try:
             is_seq = s["is_seq"]
             with RowEncoder(min(nworker, max(1, n // 8)) if spec else 1, spec) as encoder:
-                for i in range(nshard):
-                    a, b = int(bounds[i]), int(bounds[i + 1])
+                for i in indices:
+                    a, b = bounds[i], bounds[i + 1]
+                    first_skip = len(skipped)
                     cols = part_columns(table.columns, a, b)
                     layout = None
                     if spec is not None:
@@ -367,7 +541,8 @@ class FuelGenerator:
                         layout = ImageLayout(
                             spec.encode, spec.channel, spec.height, spec.width, is_seq, nframes
                         )
-                    meta = file_meta(cols, is_seq, i if nshard > 1 else -1, nshard, n, run)
+                    meta = file_meta(cols, is_seq, i if nshard > 1 else -1, nshard, len(table), run)
+                    meta[PACK_KEY] = packs[i]
                     writer = make_writer(temps[i], kind, cols, layout, meta)
                     writers.append(writer)
                     keep = np.ones(b - a, dtype=bool)
@@ -392,21 +567,32 @@ class FuelGenerator:
                         drop_rows(temps[i], kind, keep)
                     if nshard > 1:
                         records.append(shard_record(temps[i], finals[i], int(keep.sum()), int((~keep).sum())))
-            if len(skipped) == n:
+                    if each:
+                        # the shard, then its record: a crash between leaves a shard whose own metadata vouches for
+                        # it; the record carries the shard's report lines to whoever writes the manifest
+                        commit(temps[i], finals[i])
+                        lines = skipped[first_skip:]
+                        write_part(finals[i], run, names, dtypes, records[-1], (files or {}).get(i), lines)
+            if len(skipped) == n and len(indices) == nshard:
+                for i in indices if each else []:  # committed one by one: no family of empty shards stays
+                    discard(part_path(finals[i]))
+                    discard(finals[i])
                 raise ValueError(
                     f"every row of {os.path.basename(table.path)} was skipped (on_error='skip'), e.g. row "
                     f"{skipped[0][0]}: {skipped[0][3]}; nothing to pack"
                 )
-            if skipped:
+            if skipped and not each:
                 # committed with the data set it describes (before a family's manifest, before a single file)
                 write_skipped(temp_name(report), skipped)
-                temps, finals = [temp_name(report), *temps], [report, *finals]
+                temps, outputs = [temp_name(report), *temps], [report, *finals]
+            else:
+                outputs = finals
             check_terminated()
-            # a signal now would leave a half-placed output: it is acted on after the commit
-            with signals_deferred():
-                names, dtypes = [c.name for c in table.columns], [c.dtype for c in table.columns]
-                place_output(dst, temps, finals, existing, placed, records, run, names, dtypes)
-            check_terminated()
+            if not each:
+                # a signal now would leave a half-placed output: it is acted on after the commit
+                with signals_deferred():
+                    place_output(dst, temps, outputs, existing, placed, records, run, names, dtypes)
+                check_terminated()
         except Terminated:
             self._cleanup(writers, temps, placed)
             restore_handlers(handlers)
@@ -420,11 +606,11 @@ class FuelGenerator:
                 restore_handlers(handlers)
         left_out = f"; skipped {len(skipped)} row(s), listed in {os.path.basename(report)}" if skipped else ""
         progress.close(
-            f"wrote {', '.join(os.path.basename(f) for f in finals)} in {time.perf_counter() - start:.1f} s{left_out}"
+            f"wrote {', '.join(os.path.basename(finals[i]) for i in indices)} in {time.perf_counter() - start:.1f} s"
+            f"{left_out}"
             if show
             else None
         )
-        return finals
 
     @staticmethod
     def _left_out(error: RowError, table: Table, row: int, spec: EncodeSpec, on_error: str) -> Any:

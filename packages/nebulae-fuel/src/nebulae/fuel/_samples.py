@@ -230,9 +230,9 @@ def pack_samples(
             f"'fn' ({getattr(fn, '__qualname__', fn)!r}) cannot be sent to worker processes: define it at the top of "
             "an importable module (not a lambda, a local function or in __main__), or pass nworker=1"
         )
-    target, finals, existing = prepare_output(dst, nshard, overwrite)
+    target, finals, family = prepare_output(dst, nshard, overwrite)
     show = verbose and get_rank() <= 0
-    _pack(fn, items, target, finals, existing, nworker, show)
+    _pack(fn, items, target, finals, [*family.finals, *family.parts], nworker, show)
     return finals if os.path.islink(dst) else shard_names(dst, nshard)
 
 
