@@ -77,7 +77,8 @@ def clean_env(**places: str) -> dict[str, str]:
 
 def start(tmp_path, raw, dst, env, kill_at=0) -> subprocess.Popen:
     script = tmp_path / "child.py"
-    script.write_text(CHILD)
+    if not script.exists():  # never rewritten: a child started just before may still be reading it
+        script.write_text(CHILD)
     cmd = [sys.executable, str(script), str(raw), str(dst), str(kill_at)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
