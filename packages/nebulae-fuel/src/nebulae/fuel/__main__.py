@@ -11,6 +11,7 @@ from ._constants import Quality
 from ._files import verify
 from ._generator import FuelGenerator
 from ._info import format_info, info
+from ._remote import parse_storage_options
 from ._settings import DEFAULTS
 
 # per command, the library's names for what the user gives under another name (a keyword alias, the
@@ -31,7 +32,13 @@ def _parser() -> argparse.ArgumentParser:
     pack.add_argument(
         "--dtype", required=True, nargs="+", help="dtype per column (or per column but the first)"
     )
-    pack.add_argument("--dst", "--dst-path", dest="dst_path", required=True, help=".hdf5/.h5/.npz output")
+    pack.add_argument(
+        "--dst",
+        "--dst-path",
+        dest="dst_path",
+        required=True,
+        help=".hdf5/.h5/.npz output, a path or a URL (s3://...)",
+    )
     pack.add_argument("--is-seq", action="store_true", help="column 0 lists sequence frames (default: off)")
     pack.add_argument("--delimiter", default=None, help="',' or 'tab' (default: sniffed)")
     pack.add_argument("--quotechar", default='"', help="CSV quote character (default: %(default)s)")
@@ -98,6 +105,25 @@ def _parser() -> argparse.ArgumentParser:
     pack.add_argument(
         "--quiet", action="store_true", help="no progress bar or summary on stderr (default: show them)"
     )
+    pack.add_argument(
+        "--storage-option",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="for a URL --dst, an fsspec storage option (repeatable; a dotted key nests, e.g. "
+        "client_kwargs.endpoint_url=http://...; JSON values are parsed)",
+    )
+    pack.add_argument(
+        "--storage-options",
+        default=None,
+        metavar="JSON",
+        help="for a URL --dst, fsspec storage options as JSON",
+    )
+    pack.add_argument(
+        "--work-dir",
+        default=None,
+        help="for a URL --dst, where to pack before uploading (default: system temp)",
+    )
     show = sub.add_parser("info", help="describe a packed file")
     show.add_argument("file", help=".hdf5/.h5/.npz file (or the shard family's name)")
     check = sub.add_parser("verify", help="check a shard family's files against its manifest's sha256")
@@ -143,11 +169,13 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             nworker=args.nworker,
             verbose=not args.quiet,
+            storage_options=parse_storage_options(args.storage_option, args.storage_options) or None,
+            work_dir=args.work_dir,
         )
         for path in written:
             print(path)
         return 0
-    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, OSError) as exc:
+    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, OSError, ImportError) as exc:
         # what the user typed is wrong (a value, a missing input, an existing output): a usage error, 2;
         # any other OS failure (permissions, a full disk): 1. Either way one line, no traceback.
         message = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
