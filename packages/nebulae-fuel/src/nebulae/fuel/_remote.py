@@ -98,7 +98,9 @@ def open_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[An
     options = dict(storage_options)
     if scheme in ("s3", "s3a"):
         config = dict(options.get("config_kwargs") or {})
-        config.setdefault("retries", {"max_attempts": ATTEMPTS + 1, "mode": "standard"})
+        config.setdefault(
+            "retries", {"max_attempts": ATTEMPTS, "mode": "standard"}
+        )  # retries after the first try
         options["config_kwargs"] = config
     try:
         fs, path = fsspec.core.url_to_fs(url, **options)
@@ -210,7 +212,7 @@ class Upload:
         self.fs, self.path = open_fs(url, storage_options)
         self.base = self.path.rstrip("/").rsplit("/", 1)[-1]
         self.parent = self.path[: -len(self.base)].rstrip("/")
-        self.found: dict[str, int] = {}  # name -> size of this output's objects
+        self.found: dict[str, tuple[int, str]] = {}  # name -> (size, tag) of this output's objects
         self.record: dict[str, Any] = {"format": UPLOAD_FORMAT, "run": None, "done": {}}
 
     def key(self, name: str) -> str:
@@ -220,7 +222,7 @@ class Upload:
         prefix = self.url[: len(self.url) - len(self.base)]
         return prefix + name
 
-    def _list(self) -> dict[str, int]:
+    def _list(self) -> dict[str, tuple[int, str]]:
         pattern = family_pattern(self.path)
         with contextlib.suppress(Exception):
             self.fs.invalidate_cache(self.parent)
@@ -235,7 +237,7 @@ class Upload:
             name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
             m = pattern.match(name)
             if (m and not m.group("pid")) or name == self.base + UPLOAD_SUFFIX:
-                found[name] = int(entry.get("size") or 0)
+                found[name] = (int(entry.get("size") or 0), _tag(entry))
         return found
 
     def begin(self, overwrite: bool) -> str | None:
@@ -276,19 +278,25 @@ class Upload:
         name = self.base + UPLOAD_SUFFIX
         retried(lambda: self.fs.pipe_file(self.key(name), body), self.url_of(name), "writing")
 
-    def _put(self, local: str, name: str) -> None:
-        retried(lambda: self.fs.put_file(local, self.key(name)), self.url_of(name), "uploading to")
+    def _put(self, local: str, name: str) -> str:
+        """Upload the file `local` as the object `name`; the object's entity tag ('' where the store has none)."""
+        key, url = self.key(name), self.url_of(name)
+        retried(lambda: self.fs.put_file(local, key), url, "uploading to")
+        return _tag(retried(lambda: self.fs.info(key), url, "checking"))
 
     def _remove(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             retried(lambda: self.fs.rm_file(self.key(name)), self.url_of(name), "removing")
 
     def _in_place(self, name: str, size: int, sha: str) -> bool:
+        """Whether the object `name` is what an earlier try uploaded from a file of this size and sha256, unchanged
+        since (same size, and the same entity tag where the store keeps one)."""
         done = self.record["done"].get(name)
         return (
             isinstance(done, dict)
             and done.get("sha256") == sha
-            and self.found.get(name) == size == done.get("bytes")
+            and self.found.get(name) == (size, done.get("tag", ""))
+            and size == done.get("bytes")
         )
 
     def commit(self, files: list[str], manifest: str | None, report: str | None, show: bool) -> None:
@@ -306,8 +314,8 @@ class Upload:
             size = os.path.getsize(local)
             sha = shas.get(name) or sha256_file(local)
             if not self._in_place(name, size, sha):
-                self._put(local, name)
-                self.record["done"][name] = {"bytes": size, "sha256": sha}
+                tag = self._put(local, name)
+                self.record["done"][name] = {"bytes": size, "sha256": sha, "tag": tag}
                 self._save_record()
             progress.update(size)
         keep = {os.path.basename(p) for p in data}
@@ -324,6 +332,14 @@ class Upload:
         progress.close(
             f"uploaded {len(data) + (manifest is not None)} object(s) to {self.url_of('')}" if show else None
         )
+
+
+def _tag(entry: dict[str, Any]) -> str:
+    """An object's entity tag (S3, Azure) or MD5 (GCS) from a listing or info entry; '' where the store has none."""
+    for key in ("ETag", "etag", "md5Hash"):
+        if entry.get(key):
+            return str(entry[key]).strip('"')
+    return ""
 
 
 def pack_to_url(
