@@ -258,3 +258,14 @@ def test_importing_fuel_does_not_import_fsspec():
     code = "import sys, nebulae.fuel, nebulae.fuel.__main__; print(sorted(m for m in sys.modules if 'fsspec' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_upload_progress_is_shown_on_rank_0_only(photo_dir, s3_server, tmp_path, capsys, monkeypatch):
+    s3 = s3_server
+    fg = FuelGenerator(str(photo_dir), "labels.csv", ["int64"])
+    opts = dict(nworker=1, storage_options=s3.storage_options, work_dir=str(tmp_path / "w"), shards=2)
+    fg.generate(s3.url("a/t.hdf5"), 16, 16, **opts)
+    assert "uploading t.hdf5" in capsys.readouterr().err
+    monkeypatch.setenv("RANK", "1")
+    fg.generate(s3.url("b/t.hdf5"), 16, 16, **opts)
+    assert "uploading" not in capsys.readouterr().err
