@@ -269,3 +269,12 @@ def test_upload_progress_is_shown_on_rank_0_only(photo_dir, s3_server, tmp_path,
     monkeypatch.setenv("RANK", "1")
     fg.generate(s3.url("b/t.hdf5"), 16, 16, **opts)
     assert "uploading" not in capsys.readouterr().err
+
+
+def test_a_file_url_is_written_like_a_local_path(photo_dir, tmp_path):
+    fg = FuelGenerator(str(photo_dir), "labels.csv", ["int64"])
+    url = (tmp_path / "out" / "t.hdf5").as_uri()
+    assert fg.generate(url, 16, 16, shards=2, nworker=1, verbose=False) == [
+        str(tmp_path / "out" / f"t_{i}.hdf5") for i in range(2)
+    ]
+    assert (tmp_path / "out" / "t.hdf5.manifest.json").is_file()

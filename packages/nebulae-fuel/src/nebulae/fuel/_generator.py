@@ -29,7 +29,7 @@ from ._pack import RowEncoder, RowError
 from ._procs import start_forkserver
 from ._progress import Progress
 from ._rank import get_rank
-from ._remote import is_url, pack_to_url
+from ._remote import is_url, local_path, pack_to_url
 from ._settings import DEFAULTS, check_setting
 from ._signals import Terminated, check_terminated, install_handlers, restore_handlers, signals_deferred
 from ._validate import int_in
@@ -238,7 +238,7 @@ class FuelGenerator:
         dst = s["dst_path"]
         if dst is None:
             raise ValueError("'dst_path' is required (an .hdf5, .h5 or .npz file)")
-        dst = os.fspath(dst)
+        dst = local_path(os.fspath(dst))
         kind = kind_of(dst)
         if kind is None:
             raise ValueError(f"'dst_path' must end in .hdf5, .h5 or .npz (got {dst!r})")

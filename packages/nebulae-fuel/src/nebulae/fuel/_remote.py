@@ -68,6 +68,20 @@ def is_url(path: Any) -> bool:
     return isinstance(path, str) and _URL.match(path) is not None
 
 
+def local_path(path: str) -> str:
+    """The local path a `file://` URL names (so that it is written and read like any path); anything else as given."""
+    if scheme_of(path) != "file":
+        return path
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(path)
+    if parts.netloc not in ("", "localhost"):
+        raise ValueError(
+            f"{path!r}: a file:// URL names a local file (file:///path), not one on host {parts.netloc!r}"
+        )
+    return unquote(parts.path)
+
+
 def scheme_of(url: str) -> str:
     m = _URL.match(url)
     return m.group("scheme").lower() if m else ""
