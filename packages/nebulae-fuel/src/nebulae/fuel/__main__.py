@@ -111,13 +111,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="KEY=VALUE",
         help="for a URL --dst, an fsspec storage option (repeatable; a dotted key nests, e.g. "
-        "client_kwargs.endpoint_url=http://...; JSON values are parsed)",
+        "client_kwargs.endpoint_url=http://...; JSON values are parsed) (default: none)",
     )
     pack.add_argument(
         "--storage-options",
         default=None,
         metavar="JSON",
-        help="for a URL --dst, fsspec storage options as JSON",
+        help="for a URL --dst, fsspec storage options as JSON (default: none)",
     )
     pack.add_argument(
         "--work-dir",
