@@ -278,3 +278,13 @@ def test_a_file_url_is_written_like_a_local_path(photo_dir, tmp_path):
         str(tmp_path / "out" / f"t_{i}.hdf5") for i in range(2)
     ]
     assert (tmp_path / "out" / "t.hdf5.manifest.json").is_file()
+
+
+def test_wrong_types_of_the_url_arguments_are_type_errors(photo_dir, s3_server, tmp_path):
+    s3 = s3_server
+    fg = FuelGenerator(str(photo_dir), "labels.csv", ["int64"])
+    with pytest.raises(TypeError, match="'storage_options' must be a dict"):
+        fg.generate(s3.url("t.hdf5"), 16, 16, nworker=1, verbose=False, storage_options="endpoint")
+    with pytest.raises(TypeError, match="'work_dir' must be a path"):
+        fg.generate(s3.url("t.hdf5"), 16, 16, nworker=1, verbose=False, storage_options={}, work_dir=3)
+    assert s3.objects() == {}
