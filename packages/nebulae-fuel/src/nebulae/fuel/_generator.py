@@ -29,8 +29,10 @@ from ._pack import RowEncoder, RowError
 from ._procs import start_forkserver
 from ._progress import Progress
 from ._rank import get_rank
+from ._remote import is_url, local_path
 from ._settings import DEFAULTS, check_setting
 from ._signals import Terminated, check_terminated, install_handlers, restore_handlers, signals_deferred
+from ._upload import pack_to_url
 from ._validate import int_in
 from ._writer import ImageLayout, file_meta, make_writer, part_columns
 
@@ -155,12 +157,17 @@ class FuelGenerator:
         overwrite: bool = False,
         nworker: int | None = None,
         verbose: bool = True,
+        storage_options: dict[str, Any] | None = None,
+        work_dir: str | None = None,
         **aliases: Any,
     ) -> list[str]:
         """Pack the listed data into `dst_path` (HDF5 `.hdf5`/`.h5`, or `.npz`).
 
         Args:
-            dst_path: output file; with `shards > 1` the files are `{stem}_{i}{suffix}`.
+            dst_path: output file; with `shards > 1` the files are `{stem}_{i}{suffix}`. A URL (`s3://`, `gs://`,
+                `az://`, ... with `nebulae-fuel[remote]` and the backend installed) packs into `work_dir`, then
+                uploads the files and, last, the manifest: readers never see a half-uploaded data set, and a rerun
+                after a crash skips the objects already uploaded.
             height: output image height; 0 with `width=0` keeps each image's size.
             width: output image width.
             channel: 3 (RGB) or 1 (gray).
@@ -179,6 +186,9 @@ class FuelGenerator:
                 stays readable until the new files are complete.
             nworker: encoding processes; None uses every core, 1 the calling process.
             verbose: progress bar and summary on rank <= 0.
+            storage_options: for a URL `dst_path`: passed to its fsspec file system (credentials, endpoint, ...).
+            work_dir: for a URL `dst_path`: the local folder to pack in before uploading (it needs room for the data
+                set); None: the system's temp folder.
             **aliases: `nshard` for `shards`.
 
         Each data set also gets a `__key__` string column: each row's CSV first cell, to trace a sample to its file.
@@ -186,13 +196,15 @@ class FuelGenerator:
         not FAST) is stored byte for byte instead of being decoded and encoded again.
 
         Returns:
-            The written file paths (a family's manifest `{dst_path}.manifest.json` and the skip report are not
+            The written file paths or URLs (a family's manifest `{dst_path}.manifest.json` and the skip report are not
             listed).
 
         Raises:
             ValueError: invalid settings, a bad CSV row, an unreadable image.
             FileNotFoundError: the CSV or listed files are missing.
             FileExistsError: the output exists and `overwrite` is False.
+            PermissionError: a URL `dst_path` denies writing (naming the object).
+            ImportError: a URL `dst_path` without fsspec or its backend installed.
 
         Example:
             >>> fg.generate('out/fuel.hdf5', 224, 224, shards=2)  # doctest: +SKIP
@@ -227,7 +239,7 @@ class FuelGenerator:
         dst = s["dst_path"]
         if dst is None:
             raise ValueError("'dst_path' is required (an .hdf5, .h5 or .npz file)")
-        dst = os.fspath(dst)
+        dst = local_path(os.fspath(dst))
         kind = kind_of(dst)
         if kind is None:
             raise ValueError(f"'dst_path' must end in .hdf5, .h5 or .npz (got {dst!r})")
@@ -255,10 +267,18 @@ class FuelGenerator:
             )
         skip = s["on_error"] == "skip"
         refs = self._resolve_refs(table, s["file_dir"], s["is_seq"], skip) if enc is not None else []
+        show = verbose and get_rank() <= 0
+        if is_url(dst):
+
+            def pack_local(local: str, run: str) -> None:
+                target, finals, existing = prepare_output(local, nshard, True)
+                self._run(table, refs, spec, kind, target, finals, existing, nworker, show, s, run)
+
+            pack_to_url(dst, nshard, overwrite, storage_options, work_dir, show, pack_local)
+            return shard_names(dst, nshard)
         # every file operation below uses the resolved name, so that relative, `./` and symlinked spellings of one
         # file compare equal; a symlink at dst_path is followed (its target is replaced, the link kept)
         target, finals, existing = prepare_output(dst, nshard, overwrite)
-        show = verbose and get_rank() <= 0
         self._run(table, refs, spec, kind, target, finals, existing, nworker, show, s)
         # the paths as the caller spelled them, unless dst_path is a link (then where the data went)
         return finals if os.path.islink(dst) else shard_names(dst, nshard)
@@ -341,6 +361,7 @@ class FuelGenerator:
         nworker: int,
         show: bool,
         s: dict[str, Any],
+        run: str | None = None,
     ) -> list[str]:
         start = time.perf_counter()
         n = len(table)
@@ -348,7 +369,7 @@ class FuelGenerator:
         bounds = np.cumsum([0] + [len(p) for p in np.array_split(np.arange(n), nshard)])
         temps = [temp_name(f) for f in finals]
         report = skipped_path(dst)
-        run = new_run_id()
+        run = run or new_run_id()
         skipped: list[tuple[int, str, str, str]] = []
         records: list[dict[str, Any]] = []
         placed: list[str] = []
