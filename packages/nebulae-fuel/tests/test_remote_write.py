@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nebulae.fuel import FuelGenerator, Tank
+from nebulae.fuel import FuelGenerator, Tank, info
 from nebulae.fuel.__main__ import main
 from nebulae.fuel._files import verify
 from nebulae.fuel._remote import is_url, local_path, open_fs, parse_storage_options
@@ -325,3 +325,15 @@ def test_wrong_types_of_the_url_arguments_are_type_errors(photo_dir, s3_server, 
     with pytest.raises(TypeError, match="'work_dir' must be a path"):
         fg.generate(s3.url("t.hdf5"), 16, 16, nworker=1, verbose=False, storage_options={}, work_dir=3)
     assert s3.objects() == {}
+
+
+def test_file_urls_are_read_as_the_local_paths_they_name(photo_dir, tmp_path):
+    fg = FuelGenerator(str(photo_dir), "labels.csv", ["int64"])
+    out = tmp_path / "out dir"
+    fg.generate(str(out / "t.hdf5"), 16, 16, shards=2, nworker=1, verbose=False)
+    family, shards = (out / "t.hdf5").as_uri(), [(out / f"t_{i}.hdf5").as_uri() for i in range(2)]
+    for data_path in (family, shards):
+        with Tank(data_path, {"label": "int64"}, 5, shuffle=False, nworker=0, verbose=False) as tank:
+            assert sorted(int(v) for _ in range(tank.MPE) for v in tank.next()["label"]) == LABELS
+    assert info(family)["rows"] == 20
+    assert main(["verify", family]) == 0

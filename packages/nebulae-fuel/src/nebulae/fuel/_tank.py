@@ -131,7 +131,11 @@ class Tank:
         if cache_bytes is not None:
             cache_bytes = _check_int("cache_bytes", cache_bytes, 1)
         remote = None
-        data_path = local_path(data_path)  # file:// names a local path
+        # file:// names a local path, alone or in a list of files
+        if isinstance(data_path, (list, tuple)):
+            data_path = [local_path(p) for p in data_path]
+        else:
+            data_path = local_path(data_path)
         if is_url(data_path):
             remote = open_remote(data_path, storage_options)
             kind = remote.kind
