@@ -1,99 +1,27 @@
-"""Tank on URLs: a real S3 API (moto's server) and a real HTTP server on 127.0.0.1, read through fsspec."""
+"""Tank on URLs: a real S3 API (moto's server) and a real HTTP server on 127.0.0.1 (the conftest's `s3_server` and
+`http_server`), read through fsspec."""
 
 from __future__ import annotations
 
 import collections
-import functools
-import http.server
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("fsspec")
-s3fs = pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("aiohttp")  # fsspec's http(s):// backend
 
-from nebulae.fuel import FuelGenerator, Tank  # noqa: E402
-from nebulae.fuel._files import read_manifest  # noqa: E402
+from nebulae.fuel import FuelGenerator, Tank
+from nebulae.fuel._files import read_manifest
 
 SPEC = {"image": "vuint8", "label": "int64"}
 ROWS = 24  # 6 shards of 4 rows
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    """moto's S3 API on a free loopback port; fake credentials so that nothing reads real ones."""
-    saved = {
-        k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
-    }
-    os.environ.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y", AWS_DEFAULT_REGION="us-east-1")
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def s3_options(endpoint: str) -> dict:
-    return {"client_kwargs": {"endpoint_url": endpoint}, "key": "x", "secret": "y"}
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # quiet
-        pass
-
-    def do_GET(self):
-        server = self.server
-        path = self.path.split("?", 1)[0]
-        with server.lock:  # type: ignore[attr-defined]
-            server.gets[path] += 1  # type: ignore[attr-defined]
-            fail = server.faults.get(path, 0)  # type: ignore[attr-defined]
-            if fail:
-                server.faults[path] = fail - 1  # type: ignore[attr-defined]
-        if fail:
-            self.send_error(503, "injected fault")
-            return
-        super().do_GET()
-
-
-@pytest.fixture
-def http_server(tmp_path):
-    """A read-only HTTP server of `tmp_path / 'www'`, counting GETs per path and failing on request."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(_Handler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.gets = collections.Counter()  # type: ignore[attr-defined]
-    server.faults = {}  # type: ignore[attr-defined]
-    server.lock = threading.Lock()  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{server.server_address[1]}", server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def _pack(tmp_path: Path, shards: int = 6, name: str = "train.hdf5") -> Path:
@@ -122,14 +50,16 @@ def _labels(batches) -> list[int]:
     return np.concatenate([b["label"] for b in batches]).tolist()
 
 
-def _upload_s3(endpoint: str, family: Path, bucket: str) -> str:
-    fs = s3fs.S3FileSystem(**s3_options(endpoint))
-    if not fs.exists(bucket):
-        fs.mkdir(bucket)
+def _upload_s3(s3, family: Path) -> str:
+    """Put every file of `family`'s folder under `ds/` of the test's bucket; the family's URL."""
     for path in sorted(family.parent.iterdir()):
-        fs.put_file(str(path), f"{bucket}/ds/{path.name}")
-    fs.invalidate_cache()
-    return f"s3://{bucket}/ds/{family.name}"
+        s3.fs.put_file(str(path), f"{s3.bucket}/ds/{path.name}")
+    return s3.url(f"ds/{family.name}")
+
+
+def _gets(server) -> collections.Counter:
+    """GETs per path the HTTP server answered (or failed) so far."""
+    return collections.Counter(server.log.paths("GET"))
 
 
 def _serve(root: Path, family: Path) -> None:
@@ -138,12 +68,13 @@ def _serve(root: Path, family: Path) -> None:
 
 
 def test_stream_from_s3_equals_the_local_tank(s3_server, tmp_path):
+    s3 = s3_server
     family = _pack(tmp_path)
-    url = _upload_s3(s3_server, family, "equal")
+    url = _upload_s3(s3, family)
     kw = dict(seed=3, nworker=0, verbose=False)
     with Tank(str(family), SPEC, 5, **kw) as local:
         want = [_epoch(local) for _ in range(2)]
-    with Tank(url, SPEC, 5, storage_options=s3_options(s3_server), cache_dir=tmp_path / "c", **kw) as tank:
+    with Tank(url, SPEC, 5, storage_options=s3.storage_options, cache_dir=tmp_path / "c", **kw) as tank:
         got = [_epoch(tank) for _ in range(2)]
         assert sorted(tank.cache.downloads.values()) == [1] * 6
     for a, b in zip(want, got, strict=True):
@@ -152,14 +83,14 @@ def test_stream_from_s3_equals_the_local_tank(s3_server, tmp_path):
             np.testing.assert_array_equal(x["label"], y["label"])
     # the manifest's URL reads the same data set, from the cache this time
     with Tank(
-        url + ".manifest.json", SPEC, 5, storage_options=s3_options(s3_server), cache_dir=tmp_path / "c", **kw
+        url + ".manifest.json", SPEC, 5, storage_options=s3.storage_options, cache_dir=tmp_path / "c", **kw
     ) as t:
         assert _labels(_epoch(t)) == _labels(want[0])
         assert not t.cache.downloads
 
 
 def test_a_single_remote_file_without_manifest_is_downloaded_whole(http_server, tmp_path):
-    root, base, _ = http_server
+    root, base = http_server.root, http_server.base
     family = _pack(tmp_path, shards=1, name="one.hdf5")
     _serve(root, family)
     with Tank(
@@ -169,7 +100,7 @@ def test_a_single_remote_file_without_manifest_is_downloaded_whole(http_server, 
 
 
 def test_bigger_than_the_cache_every_sample_once_within_budget_one_get_per_shard(http_server, tmp_path):
-    root, base, server = http_server
+    root, base, server = http_server.root, http_server.base, http_server
     family = _pack(tmp_path)
     _serve(root, family)
     body = read_manifest(str(family) + ".manifest.json")
@@ -184,7 +115,7 @@ def test_bigger_than_the_cache_every_sample_once_within_budget_one_get_per_shard
             orders.append(labels)
         # counted by the server; a shard fetched near an epoch's end may be for the next one (prefetch), so the
         # check is over all epochs: never more GETs of a shard than epochs read
-        shard_gets = {p: n for p, n in server.gets.items() if p.startswith("/train_")}
+        shard_gets = {p: n for p, n in _gets(server).items() if p.startswith("/train_")}
         assert len(shard_gets) == 6 and max(shard_gets.values()) <= 3, shard_gets
         assert sum(tank.cache.downloads.values()) == sum(shard_gets.values())
         # tagged by the epoch each download was made for: exactly once per shard and epoch
@@ -196,7 +127,7 @@ def test_bigger_than_the_cache_every_sample_once_within_budget_one_get_per_shard
 
 
 def test_two_processes_share_one_cache_and_download_each_shard_once(http_server, tmp_path):
-    root, base, server = http_server
+    root, base, server = http_server.root, http_server.base, http_server
     family = _pack(tmp_path)
     _serve(root, family)
     script = (
@@ -211,12 +142,12 @@ def test_two_processes_share_one_cache_and_download_each_shard_once(http_server,
     outs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert outs == [str(ROWS)] * 2
-    shard_gets = {p: n for p, n in server.gets.items() if p.startswith("/train_")}
+    shard_gets = {p: n for p, n in _gets(server).items() if p.startswith("/train_")}
     assert len(shard_gets) == 6 and set(shard_gets.values()) == {1}, shard_gets
 
 
 def test_a_download_killed_midway_is_downloaded_again_and_never_read(http_server, tmp_path):
-    root, base, _ = http_server
+    root, base = http_server.root, http_server.base
     family = _pack(tmp_path, shards=1, name="one.hdf5")
     _serve(root, family)
     cache = tmp_path / "c"
@@ -240,61 +171,61 @@ def test_a_download_killed_midway_is_downloaded_again_and_never_read(http_server
 
 
 def test_a_corrupted_object_is_a_checksum_error_naming_it(s3_server, tmp_path):
+    s3 = s3_server
     family = _pack(tmp_path)
-    url = _upload_s3(s3_server, family, "corrupt")
-    fs = s3fs.S3FileSystem(**s3_options(s3_server))
-    data = bytearray(fs.cat_file("corrupt/ds/train_2.hdf5"))
+    url = _upload_s3(s3, family)
+    data = bytearray(s3.fs.cat_file(f"{s3.bucket}/ds/train_2.hdf5"))
     data[len(data) // 2] ^= 0xFF
-    fs.pipe_file("corrupt/ds/train_2.hdf5", bytes(data))
-    with pytest.raises(ValueError, match=r"train_2\.hdf5.*s3://corrupt/ds/train_2\.hdf5.*sha256"):
+    s3.fs.pipe_file(f"{s3.bucket}/ds/train_2.hdf5", bytes(data))
+    with pytest.raises(ValueError, match=rf"train_2\.hdf5.*{re.escape(s3.url('ds/train_2.hdf5'))}.*sha256"):
         Tank(
             url,
             SPEC,
             4,
             nworker=0,
             verbose=False,
-            storage_options=s3_options(s3_server),
+            storage_options=s3.storage_options,
             cache_dir=tmp_path / "c",
         )
     assert not any(p.name == "train_2.hdf5" for d in (tmp_path / "c").iterdir() for p in d.iterdir())
 
 
 def test_a_missing_shard_and_a_missing_data_set_name_the_url(s3_server, tmp_path):
+    s3 = s3_server
     family = _pack(tmp_path)
-    url = _upload_s3(s3_server, family, "missing")
-    fs = s3fs.S3FileSystem(**s3_options(s3_server))
-    fs.rm_file("missing/ds/train_4.hdf5")
-    opts = dict(nworker=0, verbose=False, storage_options=s3_options(s3_server), cache_dir=tmp_path / "c")
+    url = _upload_s3(s3, family)
+    s3.fs.rm_file(f"{s3.bucket}/ds/train_4.hdf5")
+    opts = dict(nworker=0, verbose=False, storage_options=s3.storage_options, cache_dir=tmp_path / "c")
     with pytest.raises(FileNotFoundError, match=r"train_4\.hdf5"):
         Tank(url, SPEC, 4, **opts)
-    with pytest.raises(FileNotFoundError, match=r"s3://missing/ds/nothing\.hdf5"):
-        Tank("s3://missing/ds/nothing.hdf5", SPEC, 4, **opts)
+    with pytest.raises(FileNotFoundError, match=re.escape(s3.url("ds/nothing.hdf5"))):
+        Tank(s3.url("ds/nothing.hdf5"), SPEC, 4, **opts)
 
 
 def test_a_failed_get_is_retried(http_server, tmp_path):
-    root, base, server = http_server
+    root, base, server = http_server.root, http_server.base, http_server
     family = _pack(tmp_path)
     _serve(root, family)
-    server.faults["/train_3.hdf5"] = 1
+    server.faults.add("GET", "/train_3.hdf5", status=503)
     with Tank(
         f"{base}/train.hdf5", SPEC, 4, shuffle=False, nworker=0, verbose=False, cache_dir=tmp_path / "c"
     ) as t:
         assert _labels(_epoch(t)) == list(range(ROWS))
-    assert server.gets["/train_3.hdf5"] == 2
+    assert _gets(server)["/train_3.hdf5"] == 2
 
 
 def test_a_shard_failing_every_time_is_an_error_naming_it_not_a_hang(http_server, tmp_path):
-    root, base, server = http_server
+    root, base, server = http_server.root, http_server.base, http_server
     family = _pack(tmp_path)
     _serve(root, family)
-    server.faults["/train_1.hdf5"] = 100
+    server.faults.add("GET", "/train_1.hdf5", status=503, times=100)
     with pytest.raises(OSError, match=r"train_1\.hdf5 .*after 4 attempt"):
         Tank(f"{base}/train.hdf5", SPEC, 4, nworker=0, verbose=False, cache_dir=tmp_path / "c")
 
 
 @pytest.mark.parametrize("nworker,worker_type", [(2, "thread"), (2, "process")])
 def test_windowed_order_does_not_depend_on_the_workers(http_server, tmp_path, nworker, worker_type):
-    root, base, _ = http_server
+    root, base = http_server.root, http_server.base
     family = _pack(tmp_path)
     _serve(root, family)
     budget = sum(e["bytes"] for e in read_manifest(str(family) + ".manifest.json")["shards"]) // 2
@@ -306,7 +237,7 @@ def test_windowed_order_does_not_depend_on_the_workers(http_server, tmp_path, nw
 
 
 def test_two_ranks_get_disjoint_shards_and_equal_batches(http_server, tmp_path, monkeypatch):
-    root, base, _ = http_server
+    root, base = http_server.root, http_server.base
     family = _pack(tmp_path)
     _serve(root, family)
     budget = sum(e["bytes"] for e in read_manifest(str(family) + ".manifest.json")["shards"]) // 2
@@ -326,7 +257,7 @@ def test_two_ranks_get_disjoint_shards_and_equal_batches(http_server, tmp_path, 
 
 
 def test_windowed_state_resumes_exactly(http_server, tmp_path):
-    root, base, _ = http_server
+    root, base = http_server.root, http_server.base
     family = _pack(tmp_path)
     _serve(root, family)
     budget = sum(e["bytes"] for e in read_manifest(str(family) + ".manifest.json")["shards"]) // 2
@@ -349,9 +280,10 @@ def _cli(*args: str, env_cache: Path) -> subprocess.CompletedProcess:
 
 
 def test_cli_info_and_verify_on_a_url(s3_server, tmp_path):
+    s3 = s3_server
     family = _pack(tmp_path)
-    url = _upload_s3(s3_server, family, "cli")
-    opts = json.dumps(s3_options(s3_server))
+    url = _upload_s3(s3, family)
+    opts = json.dumps(s3.storage_options)
     shown = _cli("info", url, "--storage-options", opts, env_cache=tmp_path / "c")
     assert shown.returncode == 0, shown.stderr
     assert "24" in shown.stdout and "label" in shown.stdout
@@ -361,12 +293,11 @@ def test_cli_info_and_verify_on_a_url(s3_server, tmp_path):
     ] == ["train_0.hdf5"]
     ok = _cli("verify", url, "--storage-options", opts, env_cache=tmp_path / "c")
     assert ok.returncode == 0 and "6 shard(s)" in ok.stdout, ok.stderr
-    fs = s3fs.S3FileSystem(**s3_options(s3_server))
-    fs.pipe_file("cli/ds/train_3.hdf5", b"not the shard")
+    s3.fs.pipe_file(f"{s3.bucket}/ds/train_3.hdf5", b"not the shard")
     bad = _cli("verify", url, "--storage-options", opts, env_cache=tmp_path / "c")
     assert bad.returncode == 2 and "train_3.hdf5" in bad.stderr and "Traceback" not in bad.stderr
-    missing = _cli("info", "s3://cli/ds/none.hdf5", "--storage-options", opts, env_cache=tmp_path / "c")
-    assert missing.returncode == 2 and "s3://cli/ds/none.hdf5" in missing.stderr
+    missing = _cli("info", s3.url("ds/none.hdf5"), "--storage-options", opts, env_cache=tmp_path / "c")
+    assert missing.returncode == 2 and s3.url("ds/none.hdf5") in missing.stderr
     assert "Traceback" not in missing.stderr
 
 

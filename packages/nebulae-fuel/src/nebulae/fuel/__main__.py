@@ -14,7 +14,7 @@ from ._files import verify
 from ._generator import FuelGenerator
 from ._info import format_info, info
 from ._place import index_family
-from ._remote import is_url, local_of, verify_remote
+from ._remote import is_url, local_path, parse_storage_options, verify_remote
 from ._settings import DEFAULTS
 
 # per command, the library's names for what the user gives under another name (a keyword alias, the
@@ -36,7 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     pack.add_argument(
         "--dtype", required=True, nargs="+", help="dtype per column (or per column but the first)"
     )
-    pack.add_argument("--dst", "--dst-path", dest="dst_path", required=True, help=".hdf5/.h5/.npz output")
+    pack.add_argument(
+        "--dst",
+        "--dst-path",
+        dest="dst_path",
+        required=True,
+        help=".hdf5/.h5/.npz output, a path or a URL (s3://...)",
+    )
     pack.add_argument("--is-seq", action="store_true", help="column 0 lists sequence frames (default: off)")
     pack.add_argument("--delimiter", default=None, help="',' or 'tab' (default: sniffed)")
     pack.add_argument("--quotechar", default='"', help="CSV quote character (default: %(default)s)")
@@ -115,17 +121,32 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="number of packing processes (default: WORLD_SIZE, else SLURM_NTASKS, else 1)",
     )
+    pack.add_argument(
+        "--storage-option",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="for a URL --dst, an fsspec storage option (repeatable; a dotted key nests, e.g. "
+        "client_kwargs.endpoint_url=http://...; JSON values are parsed; applied over --storage-options) "
+        "(default: none)",
+    )
+    pack.add_argument(
+        "--work-dir",
+        default=None,
+        help="for a URL --dst, where to pack before uploading (default: system temp)",
+    )
     show = sub.add_parser("info", help="describe a packed file")
     show.add_argument(
         "file", help=".hdf5/.h5/.npz file (or the shard family's name), a path or an fsspec URL"
     )
     check = sub.add_parser("verify", help="check a shard family's files against its manifest's sha256")
     check.add_argument("family", help="the family's name (e.g. train.hdf5) or its .manifest.json, or a URL")
-    for command in (show, check):
+    for command in (pack, show, check):
         command.add_argument(
             "--storage-options",
             type=_json_object,
             default=None,
+            metavar="JSON",
             help="for a URL: fsspec storage options as a JSON object (default: fsspec's own configuration)",
         )
     index = sub.add_parser("index", help="write a shard family's manifest from its committed shards")
@@ -155,10 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             print(format_info(info(args.file, storage_options=args.storage_options)))
             return 0
         if args.command == "verify":
-            if is_url(args.family):
-                checked = verify_remote(args.family, args.storage_options)
-            else:
-                checked = verify(local_of(args.family))
+            family = local_path(args.family)  # file:// names a local path
+            checked = verify_remote(family, args.storage_options) if is_url(family) else verify(family)
             print(f"ok: {len(checked)} shard(s) match their manifest")
             return 0
         if args.command == "index":
@@ -190,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             verbose=not args.quiet,
             rank=args.rank,
             nworld=args.nworld,
+            storage_options=parse_storage_options(args.storage_option, args.storage_options) or None,
+            work_dir=args.work_dir,
         )
         for path in written:
             print(path)

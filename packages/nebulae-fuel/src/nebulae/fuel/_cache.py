@@ -15,11 +15,10 @@ import hashlib
 import os
 import shutil
 import threading
-import time
 from collections import Counter
 from typing import Any
 
-from ._remote import ATTEMPTS, BACKOFF_S, RemoteSet, copy_object, transient
+from ._remote import RemoteSet, copy_object, retried
 
 ENV = "NEBULAE_FUEL_CACHE"
 _LOCK = ".lock"
@@ -232,18 +231,12 @@ class ShardCache:
                     os.unlink(os.path.join(self.dir, name))
         tmp = f"{final}{_PART}{os.getpid()}-{threading.get_ident()}"
         where = f"shard {entry.file} ({entry.url}) of {self.rset.url}"
-        for attempt in range(ATTEMPTS):
-            try:
-                size, digest = self._stream(entry.url, tmp)
-                break
-            except FileNotFoundError:
-                raise FileNotFoundError(f"{where} does not exist; the data set is incomplete") from None
-            except PermissionError as exc:
-                raise PermissionError(f"access to {where} was denied ({exc})") from None
-            except Exception as exc:
-                if not transient(exc) or attempt == ATTEMPTS - 1:
-                    raise OSError(f"cannot download {where} after {attempt + 1} attempt(s): {exc}") from None
-                time.sleep(BACKOFF_S * 2**attempt)
+        try:
+            size, digest = retried(lambda: self._stream(entry.url, tmp), where, "downloading")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{where} does not exist; the data set is incomplete") from None
+        except PermissionError as exc:
+            raise PermissionError(f"access to {where} was denied ({exc.__cause__ or exc})") from None
         try:
             if size != entry.bytes:
                 raise ValueError(

@@ -50,8 +50,10 @@ from ._place import (
 from ._procs import start_forkserver
 from ._progress import Progress
 from ._rank import get_rank
+from ._remote import is_url, local_path
 from ._settings import DEFAULTS, check_setting
 from ._signals import Terminated, check_terminated, install_handlers, restore_handlers, signals_deferred
+from ._upload import pack_to_url
 from ._validate import int_in
 from ._writer import ImageLayout, file_meta, make_writer, part_columns
 
@@ -178,12 +180,17 @@ class FuelGenerator:
         verbose: bool = True,
         rank: int | None = None,
         nworld: int | None = None,
+        storage_options: dict[str, Any] | None = None,
+        work_dir: str | None = None,
         **aliases: Any,
     ) -> list[str]:
         """Pack the listed data into `dst_path` (HDF5 `.hdf5`/`.h5`, or `.npz`).
 
         Args:
-            dst_path: output file; with `shards > 1` the files are `{stem}_{i}{suffix}`.
+            dst_path: output file; with `shards > 1` the files are `{stem}_{i}{suffix}`. A URL (`s3://`, `gs://`,
+                `az://`, ... with `nebulae-fuel[remote]` and the backend installed) packs into `work_dir`, then
+                uploads the files and, last, the manifest: readers never see a half-uploaded data set, and a rerun
+                after a crash skips the objects already uploaded.
             height: output image height; 0 with `width=0` keeps each image's size.
             width: output image width.
             channel: 3 (RGB) or 1 (gray).
@@ -213,6 +220,9 @@ class FuelGenerator:
                 The shards are the same bytes however many processes packed them, and whichever process commits
                 the last shard writes the manifest.
             nworld: the number of packing processes (see `rank`).
+            storage_options: for a URL `dst_path`: passed to its fsspec file system (credentials, endpoint, ...).
+            work_dir: for a URL `dst_path`: the local folder to pack in before uploading (it needs room for the data
+                set); None: the system's temp folder.
             **aliases: `nshard` for `shards`.
 
         Each data set also gets a `__key__` string column: each row's CSV first cell, to trace a sample to its file.
@@ -220,7 +230,7 @@ class FuelGenerator:
         not FAST) is stored byte for byte instead of being decoded and encoded again.
 
         Returns:
-            The paths of this process's files (all of them when one process packs; a family's manifest
+            The paths (or URLs) of this process's files (all of them when one process packs; a family's manifest
             `{dst_path}.manifest.json` and the skip report are not listed).
 
         Raises:
@@ -229,6 +239,8 @@ class FuelGenerator:
             FileExistsError: the output exists and `overwrite` is False: a single file, a complete family of
                 another pack, or committed shards of another pack (the message names the setting that differs).
                 A complete family of this very pack is no error: there is nothing left to do.
+            PermissionError: a URL `dst_path` denies writing (naming the object).
+            ImportError: a URL `dst_path` without fsspec or its backend installed.
 
         Example:
             >>> fg.generate('out/fuel.hdf5', 224, 224, shards=2)  # doctest: +SKIP
@@ -263,7 +275,7 @@ class FuelGenerator:
         dst = s["dst_path"]
         if dst is None:
             raise ValueError("'dst_path' is required (an .hdf5, .h5 or .npz file)")
-        dst = os.fspath(dst)
+        dst = local_path(os.fspath(dst))
         kind = kind_of(dst)
         if kind is None:
             raise ValueError(f"'dst_path' must end in .hdf5, .h5 or .npz (got {dst!r})")
@@ -303,6 +315,23 @@ class FuelGenerator:
         # the digests cover every column, the `__key__` column included
         digests = [rows_digest(table.columns, bounds[i], bounds[i + 1]) for i in range(nshard)]
         packs = [pack_record(settings, d, bounds[i + 1] - bounds[i]) for i, d in enumerate(digests)]
+        if is_url(dst):
+            if nworld > 1:
+                raise ValueError(
+                    f"packing to a URL ({dst!r}) from several processes is not supported yet: pack it in one process "
+                    "(rank=0, nworld=1), or pack to a shared disk from many and upload the finished family"
+                )
+            show = verbose and get_rank() <= 0
+
+            def pack_local(local: str, run: str) -> None:
+                target, finals, family = prepare_output(local, nshard, True)
+                existing = [*family.finals, *family.parts]
+                self._run(
+                    table, refs, spec, kind, target, finals, existing, nworker, show, s, run, packs, bounds
+                )
+
+            pack_to_url(dst, nshard, overwrite, storage_options, work_dir, show, pack_local)
+            return shard_names(dst, nshard)
         # overwriting in one process keeps the old data readable until the new family is complete; anything else
         # of several shards commits shard by shard, so that a rerun resumes
         at_once = nshard == 1 or (overwrite and nworld == 1)

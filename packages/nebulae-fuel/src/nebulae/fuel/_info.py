@@ -7,7 +7,7 @@ from typing import Any
 
 from ._cache import ShardCache
 from ._constants import FRAME_KEY
-from ._remote import is_url, local_of, open_remote
+from ._remote import is_url, local_path, open_remote
 from ._source import Source, resolve_paths
 
 
@@ -55,9 +55,10 @@ def info(
         >>> info('fuel.hdf5')['rows']  # doctest: +SKIP
         1000
     """
-    if is_url(data_path):
-        return _remote_info(data_path, storage_options, cache_dir)
-    paths, kind = resolve_paths(local_of(data_path))
+    local = local_path(data_path)  # file:// names a local path
+    if is_url(local):
+        return _remote_info(local, storage_options, cache_dir)
+    paths, kind = resolve_paths(local)
     return _summary(
         data_path, paths, kind, Source(paths, kind, decode=False), [os.path.getsize(p) for p in paths]
     )

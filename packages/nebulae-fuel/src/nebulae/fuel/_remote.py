@@ -1,61 +1,194 @@
-"""Data sets behind an fsspec URL (s3://, gs://, az://, http(s)://): their manifest, shard URLs and downloads.
+"""URLs (s3://, gs://, az://, http(s)://): telling them from paths, opening them through fsspec (the one module
+that imports it), retrying transient faults, and reading a remote data set: its manifest, shard URLs, downloads.
 
-fsspec and the user's backend (s3fs, gcsfs, adlfs, aiohttp) are optional and imported only when a URL is read.
+fsspec and the user's backend (s3fs, gcsfs, adlfs, aiohttp) are optional and imported only when a URL is used.
+Packing to a URL is `_upload.py`; the node-local shard cache is `_cache.py`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ._files import MANIFEST_FORMAT, MANIFEST_SUFFIX, data_set_name, kind_of
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 EXTRA = "nebulae-fuel[remote]"
 CHUNK = 8 << 20  # bytes per read while downloading: one ranged GET each on object stores
-ATTEMPTS = 4  # tries per shard download before its error is raised
-BACKOFF_S = 0.25  # first wait between tries, doubled each time
+ATTEMPTS = 4  # tries of one transfer before its error is raised
+BACKOFF = 0.5  # seconds before the first retry; doubled before each next one
+# backend package per scheme, named when fsspec has no implementation loaded for it
+_BACKENDS = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+    "adl": "adlfs",
+    "http": "aiohttp",
+    "https": "aiohttp",
+}
+# client errors of the backends that are worth another try (they are not all OSErrors)
+_TRANSIENT_NAMES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+        "ClientPayloadError",
+        "ServerDisconnectedError",
+        "IncompleteRead",
+        "ResponseParserError",
+    }
+)
+_TRANSIENT_WORDS = ("Timeout", "Connection", "ServerError", "Payload", "Disconnect")
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]+)://")
+
+T = TypeVar("T")
 
 
 def is_url(path: Any) -> bool:
-    """True for a `scheme://...` string other than `file://` (which is read as the local path it names)."""
-    return isinstance(path, str) and bool(_URL.match(path)) and not path.startswith("file://")
+    """Whether `path` is a URL (`scheme://...`) rather than a local path; one-letter schemes are Windows drives.
+
+    A `file://` URL is a URL too: callers turn it into the local path it names first (`local_path`).
+    """
+    return isinstance(path, str) and _URL.match(path) is not None
 
 
-def local_of(path: Any) -> Any:
-    """`file:///data/x.hdf5` -> `/data/x.hdf5`; anything else unchanged."""
-    if isinstance(path, str) and path.startswith("file://"):
-        return path[len("file://") :]
-    return path
+def local_path(path: Any) -> Any:
+    """The local path a `file://` URL names (so that it is written and read like any path); anything else as given."""
+    if not isinstance(path, str) or scheme_of(path) != "file":
+        return path
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(path)
+    if parts.netloc not in ("", "localhost"):
+        raise ValueError(
+            f"{path!r}: a file:// URL names a local file (file:///path), not one on host {parts.netloc!r}"
+        )
+    return unquote(parts.path)
 
 
-def filesystem(url: str, storage_options: dict[str, Any] | None) -> Any:
-    """The fsspec filesystem of `url`; an ImportError naming the extra (or the backend) when it is missing."""
+def scheme_of(url: str) -> str:
+    m = _URL.match(url)
+    return m.group("scheme").lower() if m else ""
+
+
+def open_fs(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Any, str]:
+    """The fsspec file system for `url` and the path inside it.
+
+    `storage_options` go to the backend unchanged (credentials, endpoint, ...), so fsspec's own configuration
+    applies; for S3, botocore retries transient errors in its 'standard' mode unless the caller set `retries`.
+
+    Raises:
+        ImportError: fsspec, or the backend for the URL's scheme, is not installed (naming what to install).
+        TypeError: `storage_options` is not a dict.
+    """
+    if storage_options is None:
+        storage_options = {}
+    if not isinstance(storage_options, dict):
+        raise TypeError(f"'storage_options' must be a dict (got {type(storage_options).__name__})")
     try:
         import fsspec
     except ImportError:
         raise ImportError(
-            f"reading {url!r} needs fsspec: pip install '{EXTRA}' (plus your storage's backend, e.g. s3fs, "
-            "gcsfs or adlfs)"
+            f"{url!r} is a URL, and URLs need fsspec: pip install '{EXTRA}' (plus the backend for the URL, e.g. "
+            "s3fs, gcsfs or adlfs)"
         ) from None
-    protocol = url.split("://", 1)[0]
-    options = dict(storage_options or {})
-    if protocol in ("s3", "s3a"):
-        # botocore's own retries for throttling and dropped connections, unless the user configured them
+    scheme = scheme_of(url)
+    options = dict(storage_options)
+    if scheme in ("s3", "s3a"):
         config = dict(options.get("config_kwargs") or {})
-        config.setdefault("retries", {"max_attempts": 5, "mode": "standard"})
+        config.setdefault("retries", {"max_attempts": ATTEMPTS, "mode": "standard"})
         options["config_kwargs"] = config
     try:
-        return fsspec.filesystem(protocol, **options)
+        fs, path = fsspec.core.url_to_fs(url, **options)
     except ImportError as exc:
-        raise ImportError(f"reading {url!r} needs the fsspec backend for {protocol}://: {exc}") from None
+        backend = _BACKENDS.get(scheme, f"the fsspec backend for {scheme}://")
+        raise ImportError(
+            f"{url!r} needs {backend}, which is not installed: pip install {backend} (with '{EXTRA}'); {exc}"
+        ) from None
     except ValueError as exc:
-        raise ValueError(f"cannot read {url!r}: {exc}") from None
+        if "protocol" in str(exc).lower():
+            raise ValueError(f"{url!r}: fsspec knows no file system for {scheme}:// ({exc})") from None
+        raise ValueError(f"cannot open {url!r}: {exc}") from None
+    return fs, path
+
+
+def transient(exc: BaseException) -> bool:
+    """Network and server errors worth another try (a 5xx or 429, a reset connection, a timeout); a missing object
+    or denied access is not."""
+    if isinstance(exc, FileNotFoundError | PermissionError | FileExistsError | IsADirectoryError):
+        return False
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return status >= 500 or status == 429
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    names = [cls.__name__ for cls in type(exc).__mro__]
+    return any(n in _TRANSIENT_NAMES or any(w in n for w in _TRANSIENT_WORDS) for n in names)
+
+
+def named_error(exc: BaseException, url: str, action: str, tries: int = 1) -> BaseException:
+    """`exc` told as the user's problem with `url`: access denied and missing buckets/objects keep their types."""
+    if isinstance(exc, PermissionError):
+        return PermissionError(
+            f"access denied {action} {url} ({exc}); check the credentials (fsspec's configuration or "
+            "storage_options=) and the bucket's permissions"
+        )
+    if isinstance(exc, FileNotFoundError):
+        return FileNotFoundError(
+            f"{url} not found while {action} ({exc}); check that the bucket exists and the URL is spelled right"
+        )
+    return OSError(f"{action} {url} failed after {tries} attempt(s) ({type(exc).__name__}: {exc})")
+
+
+def retried(call: Callable[[], T], url: str, action: str, *, attempts: int = ATTEMPTS) -> T:
+    """`call()`, tried again after transient faults (waiting 0.5 s, 1 s, 2 s, ...); a fault that persists, or one
+    that another try cannot fix (access denied, a missing bucket or object), is raised naming `url`."""
+    tries = 0
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            tries += 1
+            if not (transient(exc) and tries < attempts):
+                raise named_error(exc, url, action, tries) from exc
+            time.sleep(BACKOFF * 2 ** (tries - 1))
+
+
+def parse_storage_options(items: list[str] | None, base: dict[str, Any] | None) -> dict[str, Any]:
+    """The command line's storage options: `base` (from --storage-options JSON), then `key=value` items (a dotted
+    key nests, `client_kwargs.endpoint_url=...`; a value that parses as JSON is taken as such, else as a string)."""
+    options: dict[str, Any] = json.loads(json.dumps(base or {}))  # a deep copy: the items may nest into it
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--storage-option must be KEY=VALUE (got {item!r})")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        *outer, last = key.split(".")
+        node = options
+        for part in outer:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ValueError(
+                    f"--storage-option {item!r}: {part!r} is already set to a value, not a mapping"
+                )
+        node[last] = value
+    return options
+
+
+# -- reading a data set at a URL ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -67,10 +200,6 @@ class Entry:
     bytes: int
     sha256: str | None
     rows: int | None
-
-
-def _parent(url: str) -> str:
-    return url.rsplit("/", 1)[0]
 
 
 @dataclass
@@ -91,6 +220,9 @@ class RemoteSet:
 def open_remote(url: str, storage_options: dict[str, Any] | None = None) -> RemoteSet:
     """Resolve `url` (a single file, a family's name or its manifest) into its shards, reading only the manifest.
 
+    A family without its manifest is no data set (an upload that has not committed yet, see `_upload.py`): its
+    shards and `{name}.upload.json` are never listed or read.
+
     Raises:
         ImportError: fsspec or the backend is missing. FileNotFoundError: neither the file nor a manifest exists.
         PermissionError: access denied. ValueError: not an .hdf5/.h5/.npz data set, or a broken manifest.
@@ -100,7 +232,7 @@ def open_remote(url: str, storage_options: dict[str, Any] | None = None) -> Remo
         raise ValueError(
             f"'data_path' must be an .hdf5, .h5 or .npz file, or a family's .manifest.json (got {url!r})"
         )
-    fs = filesystem(url, storage_options)
+    fs, _ = open_fs(url, storage_options)
     if not url.endswith(MANIFEST_SUFFIX):
         size = _size(fs, url)
         if size is not None:
@@ -109,12 +241,13 @@ def open_remote(url: str, storage_options: dict[str, Any] | None = None) -> Remo
         manifest = url + MANIFEST_SUFFIX
         if _size(fs, manifest) is None:
             raise FileNotFoundError(
-                f"'data_path' {url!r} does not exist (nor does its manifest {manifest!r})"
+                f"'data_path' {url!r} does not exist (nor does its manifest {manifest!r}; an upload still "
+                "running or interrupted has none yet)"
             )
     else:
         manifest = url
     body = _read_manifest(fs, manifest)
-    base = _parent(manifest)
+    base = manifest.rsplit("/", 1)[0]
     entries = [
         Entry(e["file"], f"{base}/{e['file']}", int(e["bytes"]), e.get("sha256"), int(e["rows"]))
         for e in body["shards"]
@@ -127,7 +260,7 @@ def copy_object(fs: Any, url: str, write: Callable[[bytes], None] | None) -> tup
     digest = hashlib.sha256()
     size = 0
     # http(s): one streamed GET; object stores: ranged GETs of CHUNK bytes, nothing cached by fsspec
-    streaming = url.split("://", 1)[0] in ("http", "https")
+    streaming = scheme_of(url) in ("http", "https")
     opts: dict[str, Any] = {"block_size": 0} if streaming else {"block_size": CHUNK, "cache_type": "none"}
     with fs.open(url, "rb", **opts) as src:
         while True:
@@ -156,7 +289,9 @@ def verify_remote(url: str, storage_options: dict[str, Any] | None = None) -> li
     bad = []
     for entry in rset.entries:
         try:
-            size, digest = _with_retries(lambda e=entry: copy_object(rset.fs, e.url, None), entry.url)
+            size, digest = retried(
+                functools.partial(copy_object, rset.fs, entry.url, None), entry.url, "reading"
+            )
         except FileNotFoundError:
             raise FileNotFoundError(
                 f"shard {entry.file} ({entry.url}) of {rset.url} does not exist"
@@ -191,7 +326,7 @@ def _size(fs: Any, url: str) -> int | None:
 
 def _read_manifest(fs: Any, url: str) -> dict[str, Any]:
     try:
-        body = json.loads(_with_retries(lambda: fs.cat_file(url), url))
+        body = json.loads(retried(lambda: fs.cat_file(url), url, "reading"))
     except FileNotFoundError:
         raise FileNotFoundError(f"'data_path' manifest {url!r} does not exist") from None
     except ValueError as exc:
@@ -215,28 +350,3 @@ def _read_manifest(fs: Any, url: str) -> dict[str, Any]:
     if not ok:
         raise ValueError(f"manifest {url!r} is not a nebulae fuel manifest (format {MANIFEST_FORMAT!r})")
     return body
-
-
-def _with_retries(call: Any, url: str) -> Any:
-    """`call()`, retried with backoff on transient errors; missing objects and denied access fail at once."""
-    for attempt in range(ATTEMPTS):
-        try:
-            return call()
-        except (FileNotFoundError, PermissionError):
-            raise
-        except Exception as exc:
-            if not transient(exc) or attempt == ATTEMPTS - 1:
-                raise OSError(f"cannot read {url!r} after {attempt + 1} attempt(s): {exc}") from None
-            time.sleep(BACKOFF_S * 2**attempt)
-    raise AssertionError("unreachable")
-
-
-def transient(exc: BaseException) -> bool:
-    """Network and server errors worth another try (a 5xx or 429, a reset connection, a timeout)."""
-    status = getattr(exc, "status", None)
-    if isinstance(status, int):
-        return status >= 500 or status == 429
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
-        return True
-    name = type(exc).__name__
-    return any(word in name for word in ("Timeout", "Connection", "ServerError", "Payload", "Disconnect"))

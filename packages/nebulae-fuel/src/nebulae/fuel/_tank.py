@@ -20,7 +20,7 @@ from ._files import read_run_id
 from ._order import epoch_order, miles_per_epoch, rank_batch, windowed_order
 from ._procs import process_safe
 from ._rank import get_rank, get_world_size
-from ._remote import RemoteSet, is_url, local_of, open_remote
+from ._remote import RemoteSet, is_url, local_path, open_remote
 from ._source import Source, resolve_paths
 from ._state import STATE_FORMAT, Remainder, identity, resume_point
 from ._validate import int_in
@@ -131,6 +131,11 @@ class Tank:
         if cache_bytes is not None:
             cache_bytes = _check_int("cache_bytes", cache_bytes, 1)
         remote = None
+        # file:// names a local path, alone or in a list of files
+        if isinstance(data_path, (list, tuple)):
+            data_path = [local_path(p) for p in data_path]
+        else:
+            data_path = local_path(data_path)
         if is_url(data_path):
             remote = open_remote(data_path, storage_options)
             kind = remote.kind
@@ -139,7 +144,7 @@ class Tank:
                 "'data_path' takes one URL (a file, a family's name or its manifest), not a list of URLs"
             )
         else:
-            paths, kind = resolve_paths(local_of(data_path))
+            paths, kind = resolve_paths(data_path)
         if not isinstance(data_specf, dict):
             raise TypeError(
                 f"'data_specf' must be a dict of column -> dtype (got {type(data_specf).__name__})"
