@@ -303,7 +303,8 @@ def test_upload_progress_is_shown_on_rank_0_only(photo_dir, s3_server, tmp_path,
     opts = dict(nworker=1, storage_options=s3.storage_options, work_dir=str(tmp_path / "w"), shards=2)
     fg.generate(s3.url("a/t.hdf5"), 16, 16, **opts)
     assert "uploading t.hdf5" in capsys.readouterr().err
-    monkeypatch.setenv("RANK", "1")
+    # a process of rank 1 (NEB_RANK: the rank of the user's job; RANK with WORLD_SIZE would make it a packing place)
+    monkeypatch.setenv("NEB_RANK", "1")
     fg.generate(s3.url("b/t.hdf5"), 16, 16, **opts)
     assert "uploading" not in capsys.readouterr().err
 
@@ -337,3 +338,11 @@ def test_file_urls_are_read_as_the_local_paths_they_name(photo_dir, tmp_path):
             assert sorted(int(v) for _ in range(tank.MPE) for v in tank.next()["label"]) == LABELS
     assert info(family)["rows"] == 20
     assert main(["verify", family]) == 0
+
+
+def test_packing_to_a_url_from_several_processes_is_refused_before_anything_is_written(photo_dir, s3_server):
+    s3 = s3_server
+    fg = FuelGenerator(str(photo_dir), "labels.csv", ["int64"])
+    with pytest.raises(ValueError, match="several processes is not supported"):
+        fg.generate(s3.url("t.hdf5"), 16, 16, shards=2, nworker=1, verbose=False, rank=0, nworld=2)
+    assert s3.objects() == {}
