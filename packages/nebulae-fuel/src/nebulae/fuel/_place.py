@@ -244,17 +244,34 @@ def finish_family(
             for shard in own:
                 discard(part_path(shard))
         return None
-    done = [p for p in parts if p is not None]
-    _write_report(target, [line for p in done for line in p.get("skipped") or []])
-    manifest = write_manifest(
-        target, done[0]["run"], done[0]["columns"], done[0]["dtypes"], [p["shard"] for p in done]
-    )
+    manifest = write_family(target, [p for p in parts if p is not None])
     family = family_files(target)
     for old in [*family.parts, *family.files]:
         if not any(same_path(old, f) for f in finals):
             discard(old)
     fsync_dir(os.path.dirname(target))
     return manifest
+
+
+def write_family(target: str, parts: list[dict[str, Any]]) -> str:
+    """Write the skip report and then the manifest of the family `target` from the part records `parts` of all its
+    shards (one run, shard order); the manifest's path."""
+    _write_report(target, [line for p in parts for line in p.get("skipped") or []])
+    first = parts[0]
+    return write_manifest(
+        target, first["run"], first["columns"], first["dtypes"], [p["shard"] for p in parts]
+    )
+
+
+def is_part(body: Any, run: str) -> bool:
+    """Whether `body` (a part record as read back) is a well-formed one of the run `run`."""
+    return (
+        isinstance(body, dict)
+        and body.get("format") == PART_FORMAT
+        and body.get("run") == run
+        and isinstance(body.get("shard"), dict)
+        and isinstance(body["shard"].get("bytes"), int)
+    )
 
 
 def _write_report(target: str, lines: list[Any]) -> None:
