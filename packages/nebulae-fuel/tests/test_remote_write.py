@@ -338,11 +338,3 @@ def test_file_urls_are_read_as_the_local_paths_they_name(photo_dir, tmp_path):
             assert sorted(int(v) for _ in range(tank.MPE) for v in tank.next()["label"]) == LABELS
     assert info(family)["rows"] == 20
     assert main(["verify", family]) == 0
-
-
-def test_packing_to_a_url_from_several_processes_is_refused_before_anything_is_written(photo_dir, s3_server):
-    s3 = s3_server
-    fg = FuelGenerator(str(photo_dir), "labels.csv", ["int64"])
-    with pytest.raises(ValueError, match="several processes is not supported"):
-        fg.generate(s3.url("t.hdf5"), 16, 16, shards=2, nworker=1, verbose=False, rank=0, nworld=2)
-    assert s3.objects() == {}

@@ -53,7 +53,7 @@ from ._rank import get_rank
 from ._remote import is_url, local_path
 from ._settings import DEFAULTS, check_setting
 from ._signals import Terminated, check_terminated, install_handlers, restore_handlers, signals_deferred
-from ._upload import pack_to_url
+from ._upload import pack_share_to_url, pack_to_url
 from ._validate import int_in
 from ._writer import ImageLayout, file_meta, make_writer, part_columns
 
@@ -218,7 +218,8 @@ class FuelGenerator:
                 processes. None: the launcher's RANK/WORLD_SIZE (torchrun), else SLURM_PROCID/SLURM_NTASKS
                 (srun), else one process packs everything. Give both or neither; `shards` must be >= nworld.
                 The shards are the same bytes however many processes packed them, and whichever process commits
-                the last shard writes the manifest.
+                the last shard writes the manifest (to a URL: uploads its shards and their part records, then
+                writes the manifest if it finds every part record at the URL).
             nworld: the number of packing processes (see `rank`).
             storage_options: for a URL `dst_path`: passed to its fsspec file system (credentials, endpoint, ...).
             work_dir: for a URL `dst_path`: the local folder to pack in before uploading (it needs room for the data
@@ -315,12 +316,33 @@ class FuelGenerator:
         # the digests cover every column, the `__key__` column included
         digests = [rows_digest(table.columns, bounds[i], bounds[i + 1]) for i in range(nshard)]
         packs = [pack_record(settings, d, bounds[i + 1] - bounds[i]) for i, d in enumerate(digests)]
+
+        def pack_each(
+            target: str, finals: list[str], run: str, todo: list[int], files: dict[int, str]
+        ) -> None:
+            # each shard committed with its part record as soon as it is packed: a resumable or shared pack
+            show = verbose and get_rank() <= 0 and rank == 0  # one progress line per pack, not per process
+            self._run(
+                table, refs, spec, kind, target, finals, [], nworker, show, s, run, packs, bounds, todo, files
+            )
+
+        if is_url(dst) and nworld > 1:
+            # each process packs and uploads its own shards with their part records; the one that then finds every
+            # part record at the URL writes the manifest. The run id is derived as on a disk, so the shards are
+            # byte for byte those of any other pack of the same rows and settings
+            run = run_id(dst, settings, digests)
+            mine = shards_of(rank, nworld, nshard)
+            files = {i: files_digest(refs, bounds[i], bounds[i + 1]) for i in mine}
+
+            def pack_share(local: str, todo: list[int]) -> None:
+                target, finals, _ = prepare_output(local, nshard, True)
+                pack_each(target, finals, run, todo, files)
+
+            urls = shard_names(dst, nshard)
+            names = [u.rsplit("/", 1)[-1] for u in urls]
+            pack_share_to_url(dst, names, run, files, overwrite, storage_options, work_dir, pack_share)
+            return [urls[i] for i in mine]
         if is_url(dst):
-            if nworld > 1:
-                raise ValueError(
-                    f"packing to a URL ({dst!r}) from several processes is not supported yet: pack it in one process "
-                    "(rank=0, nworld=1), or pack to a shared disk from many and upload the finished family"
-                )
             show = verbose and get_rank() <= 0
 
             def pack_local(local: str, run: str) -> None:
@@ -351,23 +373,7 @@ class FuelGenerator:
             files = {i: files_digest(refs, bounds[i], bounds[i + 1]) for i in mine}
             todo = self._resume(target, kind, family, finals, files, overwrite, run, settings, digests)
             if todo:
-                self._run(
-                    table,
-                    refs,
-                    spec,
-                    kind,
-                    target,
-                    finals,
-                    [],
-                    nworker,
-                    show,
-                    s,
-                    run,
-                    packs,
-                    bounds,
-                    todo,
-                    files,
-                )
+                pack_each(target, finals, run, todo, files)
             if todo is not None:
                 finish_family(target, nshard, run, [finals[i] for i in mine])
         spelled = finals if os.path.islink(dst) else shard_names(dst, nshard)

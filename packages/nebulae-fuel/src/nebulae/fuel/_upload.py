@@ -18,12 +18,14 @@ from ._files import (
     family_pattern,
     manifest_path,
     new_run_id,
+    part_path,
     pid_alive,
     read_manifest,
     sha256_file,
     shard_names,
     skipped_path,
 )
+from ._place import is_part, write_family
 from ._progress import Progress
 from ._remote import open_fs, retried, scheme_of
 
@@ -119,8 +121,15 @@ class Upload:
         self._save_record()
 
     def _save_record(self) -> None:
-        body = json.dumps(self.record, indent=1).encode()
-        name = self.base + UPLOAD_SUFFIX
+        self._pipe(self.base + UPLOAD_SUFFIX, json.dumps(self.record, indent=1).encode())
+
+    def _read_json(self, name: str) -> Any:
+        """The JSON body of the object `name`; None where it is gone or unreadable."""
+        with contextlib.suppress(Exception):
+            return json.loads(self.fs.cat_file(self.key(name)))
+        return None
+
+    def _pipe(self, name: str, body: bytes) -> None:
         retried(lambda: self.fs.pipe_file(self.key(name), body), self.url_of(name), "writing")
 
     def _put(self, local: str, name: str) -> str:
@@ -169,14 +178,102 @@ class Upload:
             self._put(manifest, name)
             keep.add(name)
             progress.update(os.path.getsize(manifest))
-        leftovers = [n for n in self.found if n not in keep and n != self.base + UPLOAD_SUFFIX]
-        # an old single file of the family's name would shadow the new family: it goes first
-        leftovers.sort(key=lambda n: n != self.base)
-        for name in [*leftovers, self.base + UPLOAD_SUFFIX]:
-            self._remove(name)
+        self._sweep(keep)
         progress.close(
             f"uploaded {len(data) + (manifest is not None)} object(s) to {self.url_of('')}" if show else None
         )
+
+    def _sweep(self, keep: set[str]) -> None:
+        """Remove what the committed output supersedes: the objects of this output's name not in `keep` (an old
+        single file of the family's name first, which would shadow the new family), the upload's record last."""
+        leftovers = [n for n in self.found if n not in keep and n != self.base + UPLOAD_SUFFIX]
+        leftovers.sort(key=lambda n: n != self.base)
+        for name in [*leftovers, self.base + UPLOAD_SUFFIX]:
+            self._remove(name)
+
+    # -- one share of a family packed by several processes ----------------------------------------------------
+
+    def begin_share(self, run: str, names: list[str], overwrite: bool) -> bool:
+        """Check what is at the URL for the share of a pack of the run `run` whose shards are the objects `names`;
+        True when that very pack is committed there already (nothing left to do).
+
+        Objects of an unfinished pack of this run (its record there, no manifest) are continued without `overwrite`,
+        whichever process left them; anything else needs `overwrite`. The record is then written: every process of
+        the pack writes the same one.
+        """
+        self.found = self._list()
+        manifest = manifest_path(self.base)
+        if manifest in self.found:
+            body = self._read_json(manifest)
+            body = body if isinstance(body, dict) else {}
+            entries = [e for e in body.get("shards") or [] if isinstance(e, dict)]
+            sizes = [(e.get("file"), e.get("bytes")) for e in entries]
+            if body.get("run") == run and sizes == [(n, self.found.get(n, (0,))[0]) for n in names]:
+                return True
+        marker = self.base + UPLOAD_SUFFIX
+        mine = marker in self.found and manifest not in self.found
+        if mine:
+            body = self._read_json(marker)
+            mine = isinstance(body, dict) and body.get("run") == run
+        data = sorted(n for n in self.found if n != marker)
+        if data and not overwrite and not mine:
+            raise FileExistsError(
+                f"{self.url_of(data[0])} already exists ({len(data)} object(s) of this output, not an unfinished "
+                "part of this pack); pass overwrite=True to replace them or choose another dst_path"
+            )
+        if manifest in self.found:
+            # the old data set stops being one before its shards are replaced one by one
+            self._remove(manifest)
+            del self.found[manifest]
+        self.record = {"format": UPLOAD_FORMAT, "run": run, "done": {}}
+        self._save_record()
+        return False
+
+    def shared_in_place(self, name: str, run: str, files: str | None) -> bool:
+        """Whether the shard object `name` was uploaded by an earlier try of the pack of run `run` and is unchanged
+        since (its part record object there, of this run and of the same files, its size and entity tag alike)."""
+        part = part_path(name)
+        if part not in self.found or name not in self.found:
+            return False
+        body = self._read_json(part)
+        return (
+            is_part(body, run)
+            and body.get("files") == files
+            and self.found[name] == (body["shard"]["bytes"], body.get("tag", ""))
+        )
+
+    def put_shared(self, local: str, name: str) -> None:
+        """Upload the local shard `local` as the object `name`, then its part record (with the object's entity tag),
+        which vouches for the object to the process that finishes the family and to a rerun."""
+        tag = self._put(local, name)
+        with open(part_path(local), encoding="utf-8") as fh:
+            body = json.load(fh)
+        body["tag"] = tag
+        self._pipe(part_path(name), json.dumps(body, indent=1).encode())
+
+    def finish_share(self, run: str, names: list[str], folder: str) -> bool:
+        """Commit the family if all its shards are in place with part records of the run `run`: write its skip report
+        and manifest (built in the local `folder`; two processes that both find the family complete upload the same
+        bytes), then remove the part records, the record and what is left of the old output. False while shards are
+        missing."""
+        self.found = self._list()
+        parts: list[dict[str, Any]] = []
+        for name in names:
+            body: Any = self._read_json(part_path(name)) if part_path(name) in self.found else None
+            if not is_part(body, run) or self.found.get(name, (None,))[0] != body["shard"]["bytes"]:
+                return False
+            body.pop("tag", None)
+            parts.append(body)
+        local = os.path.join(folder, self.base)
+        manifest = write_family(local, parts)
+        keep = {*names, os.path.basename(manifest)}
+        report = skipped_path(local)
+        if os.path.isfile(report):
+            self._put(report, os.path.basename(report))
+            keep.add(os.path.basename(report))
+        self._put(manifest, os.path.basename(manifest))
+        self._sweep(keep)
+        return True
 
 
 def _tag(entry: dict[str, Any]) -> str:
@@ -216,5 +313,39 @@ def pack_to_url(
         manifest = manifest_path(local) if nshard > 1 else None
         report = skipped_path(local) if os.path.isfile(skipped_path(local)) else None
         upload.commit(files, manifest, report, show)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def pack_share_to_url(
+    url: str,
+    names: list[str],
+    run: str,
+    files: dict[int, str],
+    overwrite: bool,
+    storage_options: dict[str, Any] | None,
+    work_dir: str | os.PathLike[str] | None,
+    pack: Callable[[str, list[int]], None],
+) -> None:
+    """Pack this process's shards (the keys of `files`, their files' digests) of the family whose shard objects are
+    `names` into a local work folder with `pack(local_dst, todo)`, upload each with its part record, and write the
+    manifest if the destination then holds every shard of the run `run`.
+
+    A rerun after a crash packs and uploads only the shards whose objects and part records are not in place.
+    """
+    if work_dir is not None and not isinstance(work_dir, str | os.PathLike):
+        raise TypeError(f"'work_dir' must be a path or None (got {type(work_dir).__name__})")
+    upload = Upload(url, storage_options)
+    if upload.begin_share(run, names, overwrite):
+        return
+    todo = [i for i, now in files.items() if overwrite or not upload.shared_in_place(names[i], run, now)]
+    folder = make_work_dir(work_dir)
+    try:
+        local = os.path.join(folder, upload.base)
+        if todo:
+            pack(local, todo)
+        for i in todo:
+            upload.put_shared(os.path.join(folder, names[i]), names[i])
+        upload.finish_share(run, names, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
