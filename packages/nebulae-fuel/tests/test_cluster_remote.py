@@ -202,3 +202,20 @@ def test_another_packs_output_needs_overwrite_from_every_process(photo_dir, s3_s
             s3.url(f"ds/train_{i}.hdf5") for i in range(rank, NSHARD, 2)
         ]
     _same_as_reference(s3, "ds", reference, tmp_path)
+
+
+def test_the_skip_report_of_several_processes_is_uploaded_with_the_manifest(photo_dir, s3_server, tmp_path):
+    s3 = s3_server
+    (photo_dir / "img_7.png").write_bytes(b"not a png")  # row 8: shard 2 of 6
+    fg = FuelGenerator(str(photo_dir), "labels.csv", ["int64"])
+    kw = {"shards": NSHARD, "nworker": 1, "verbose": False, "on_error": "skip"}
+    fg.generate(str(tmp_path / "train.hdf5"), 16, 16, **kw)
+    url = s3.url("ds/train.hdf5")
+    for rank in range(3):
+        fg.generate(url, 16, 16, rank=rank, nworld=3, storage_options=s3.storage_options, **kw)
+    report = s3.fs.cat_file(f"{s3.bucket}/ds/train.hdf5.skipped.csv")
+    assert report == (tmp_path / "train.hdf5.skipped.csv").read_bytes()
+    assert b"img_7.png" in report
+    assert not any(k.endswith(".part.json") for k in s3.objects("ds"))
+    manifest = json.loads(s3.fs.cat_file(f"{s3.bucket}/ds/train.hdf5.manifest.json"))
+    assert (manifest["rows"], manifest["skipped"]) == (19, 1)
