@@ -274,3 +274,20 @@ def test_a_cuda_model_and_the_cuda_rng_round_trip_through_a_non_blocking_drop(tm
     tm.to(net, state={"c": Counter()})
     assert torch.equal(torch.rand(3, device="cuda"), expected)
     assert torch.equal(net.weight.detach().cpu(), stored["net"]["weight"])
+
+
+def test_a_large_host_copy_is_exact_split_over_two_threads_and_independent_of_later_changes():
+    from nebulae.cockpit._writer import HostCopy
+
+    host = HostCopy()
+    big = {f"w{i}": torch.randn(1 << 20) for i in range(5)}  # 20 MB: above the two-thread split
+    state = {"model": big, "step": 3, "small": torch.arange(4)}
+    snap = host.copy(state)
+    assert snap["step"] == 3 and torch.equal(snap["small"], state["small"])
+    assert all(torch.equal(snap["model"][k], v) for k, v in big.items())
+    for v in big.values():
+        v.add_(1.0)  # training goes on: the snapshot keeps the values it copied
+    assert not any(torch.equal(snap["model"][k], v) for k, v in big.items())
+    again = host.copy(state)  # the next copy reuses the buffers and holds the new values
+    assert again["model"]["w0"].data_ptr() == snap["model"]["w0"].data_ptr()
+    assert all(torch.equal(again["model"][k], v) for k, v in big.items())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -20,18 +21,53 @@ class HostCopy:
     written: its buffers are overwritten.
     """
 
+    # Host-to-host copies of a large state are bound by one core's memory bandwidth: above this many bytes, a
+    # second thread copies half of them (copy_ releases the GIL), which is what keeps the training loop waiting.
+    SPLIT_BYTES = 16 << 20
+
     def __init__(self) -> None:
         self._buffers: dict[tuple[Any, ...], torch.Tensor] = {}
         self._used: dict[tuple[Any, ...], torch.Tensor] = {}
+        self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._helper: ThreadPoolExecutor | None = None
 
     def copy(self, obj: Any) -> Any:
         self._used = {}
+        self._pending = []
         cuda = [False]
         snapshot = self._walk(obj, (), cuda)
+        self._copy_pending()
         if cuda[0]:
             torch.cuda.synchronize()  # the device-to-host copies were queued without waiting
         self._buffers = self._used  # buffers of tensors that are gone are freed
         return snapshot
+
+    def _copy_pending(self) -> None:
+        """Fill the host buffers from CPU tensors, in two threads when there is enough to copy."""
+        pending, self._pending = self._pending, []
+        total = sum(t.numel() * t.element_size() for _, t in pending)
+        if total < self.SPLIT_BYTES:
+            for buffer, tensor in pending:
+                buffer.copy_(tensor)
+            return
+        # alternate the tensors, largest first, between the two halves so that they carry similar bytes
+        pending.sort(key=lambda pair: pair[1].numel() * pair[1].element_size(), reverse=True)
+        halves: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[], []]
+        loads = [0, 0]
+        for pair in pending:
+            side = 0 if loads[0] <= loads[1] else 1
+            halves[side].append(pair)
+            loads[side] += pair[1].numel() * pair[1].element_size()
+
+        def fill(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+            for buffer, tensor in pairs:
+                buffer.copy_(tensor)
+
+        if self._helper is None:
+            self._helper = ThreadPoolExecutor(1, thread_name_prefix="nebulae-host-copy")
+        other = self._helper.submit(fill, halves[1])
+        fill(halves[0])
+        other.result()
 
     def _walk(self, obj: Any, key: tuple[Any, ...], cuda: list[bool]) -> Any:
         if isinstance(obj, torch.Tensor):
@@ -49,7 +85,10 @@ class HostCopy:
             if tensor.is_sparse or tensor.device.type not in ("cpu", "cuda"):
                 return tensor.to("cpu", copy=True)
             buffer = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=on_cuda)
-        buffer.copy_(tensor, non_blocking=on_cuda)
+        if on_cuda:
+            buffer.copy_(tensor, non_blocking=True)
+        else:
+            self._pending.append((buffer, tensor))
         cuda[0] = cuda[0] or on_cuda
         self._used[key] = buffer
         return buffer
