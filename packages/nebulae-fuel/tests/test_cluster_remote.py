@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from nebulae.fuel import FuelGenerator, Tank
-from nebulae.fuel._files import read_manifest
+from nebulae.fuel._manifest import read_manifest
 
 NSHARD = 6
 LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "NEB_RANK", "SLURM_PROCID", "SLURM_NTASKS")

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from nebulae.fuel import FuelGenerator, Tank, fill, info
-from nebulae.fuel._files import read_run_id, verify
+from nebulae.fuel._files import read_run_id
+from nebulae.fuel._manifest import verify
 
 SPEC = {"label": "int64"}
 

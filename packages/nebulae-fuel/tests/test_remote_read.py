@@ -18,7 +18,7 @@ pytest.importorskip("fsspec")
 pytest.importorskip("aiohttp")  # fsspec's http(s):// backend
 
 from nebulae.fuel import FuelGenerator, Tank
-from nebulae.fuel._files import read_manifest
+from nebulae.fuel._manifest import read_manifest
 
 SPEC = {"image": "vuint8", "label": "int64"}
 ROWS = 24  # 6 shards of 4 rows

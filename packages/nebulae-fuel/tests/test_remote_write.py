@@ -14,7 +14,7 @@ import pytest
 
 from nebulae.fuel import FuelGenerator, Tank, info
 from nebulae.fuel.__main__ import main
-from nebulae.fuel._files import verify
+from nebulae.fuel._manifest import verify
 from nebulae.fuel._remote import is_url, local_path, open_fs, parse_storage_options
 
 FAMILY = ["ds/train.hdf5.manifest.json", "ds/train_0.hdf5", "ds/train_1.hdf5", "ds/train_2.hdf5"]

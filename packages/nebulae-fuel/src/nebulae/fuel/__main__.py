@@ -10,9 +10,9 @@ from typing import Any
 
 from ._cli import in_flags, prog_name
 from ._constants import Quality
-from ._files import verify
 from ._generator import FuelGenerator
 from ._info import format_info, info
+from ._manifest import verify
 from ._place import index_family
 from ._remote import is_url, local_path, parse_storage_options, verify_remote
 from ._settings import DEFAULTS

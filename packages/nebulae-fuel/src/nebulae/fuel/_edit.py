@@ -11,17 +11,8 @@ import numpy as np
 
 from ._constants import FRAME_KEY, META_KEY
 from ._dtype import split_dtype
-from ._files import (
-    RUN_KEY,
-    commit,
-    discard,
-    new_run_id,
-    refresh_manifest_entry,
-    require_kind,
-    same_path,
-    target_of,
-    temp_name,
-)
+from ._files import RUN_KEY, commit, discard, new_run_id, require_kind, same_path, target_of, temp_name
+from ._manifest import refresh_manifest_entry
 from ._validate import instance_of
 from ._writer import write_npz, write_rows
 

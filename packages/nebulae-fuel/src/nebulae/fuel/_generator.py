@@ -19,20 +19,18 @@ from ._files import (
     exists_message,
     kind_of,
     part_path,
-    place_output,
     prepare_output,
-    read_manifest,
     read_meta,
     remove_stale_temps,
     same_path,
     shard_names,
-    shard_record,
     skipped_path,
     spill_name,
     temp_name,
     write_skipped,
 )
 from ._image import EncodeSpec
+from ._manifest import place_output, read_manifest, shard_record
 from ._pack import RowEncoder, RowError
 from ._place import (
     PACK_KEY,

@@ -20,15 +20,14 @@ from ._files import (
     part_path,
     read_meta,
     same_path,
-    sha256_file,
     shard_name,
     shard_names,
     skipped_path,
     temp_name,
     write_json,
-    write_manifest,
     write_skipped,
 )
+from ._manifest import sha256_file, write_manifest
 from ._validate import int_in
 
 PACK_KEY = "nebulae_pack"  # a shard's settings and the digest of its rows, for resuming

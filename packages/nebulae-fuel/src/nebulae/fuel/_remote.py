@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ._files import MANIFEST_FORMAT, MANIFEST_SUFFIX, data_set_name, kind_of
+from ._files import MANIFEST_SUFFIX, data_set_name, kind_of
+from ._manifest import MANIFEST_FORMAT
 
 EXTRA = "nebulae-fuel[remote]"
 CHUNK = 8 << 20  # bytes per read while downloading: one ranged GET each on object stores

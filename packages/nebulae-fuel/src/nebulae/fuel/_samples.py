@@ -14,17 +14,8 @@ import numpy as np
 
 from ._constants import KEY_COLUMN
 from ._csv import check_header
-from ._files import (
-    RUN_KEY,
-    discard,
-    new_run_id,
-    place_output,
-    prepare_output,
-    require_kind,
-    shard_names,
-    shard_record,
-    temp_name,
-)
+from ._files import RUN_KEY, discard, new_run_id, prepare_output, require_kind, shard_names, temp_name
+from ._manifest import place_output, shard_record
 from ._pack import RowEncoder, RowError, map_samples
 from ._procs import process_safe, start_forkserver
 from ._progress import Progress

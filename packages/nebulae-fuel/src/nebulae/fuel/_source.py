@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from ._constants import FRAME_KEY
-from ._files import open_family, require_kind
+from ._files import require_kind
+from ._manifest import open_family
 from ._shard import Shard
 
 

@@ -14,17 +14,8 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from ._files import (
-    family_pattern,
-    manifest_path,
-    new_run_id,
-    part_path,
-    pid_alive,
-    read_manifest,
-    sha256_file,
-    shard_names,
-    skipped_path,
-)
+from ._files import family_pattern, manifest_path, new_run_id, part_path, pid_alive, shard_names, skipped_path
+from ._manifest import read_manifest, sha256_file
 from ._place import is_part, write_family
 from ._progress import Progress
 from ._remote import open_fs, retried, scheme_of
