@@ -1,4 +1,4 @@
-"""Parse the file-list CSV of FuelGenerator into typed columns."""
+"""Parse the file-list CSV of FuelGenerator into typed columns, and resolve the files it lists."""
 
 from __future__ import annotations
 
@@ -240,3 +240,30 @@ def _parse_cell(col: Column, cell: str, is_seq: bool) -> Any:
         )
     col.width = width
     return value
+
+
+def resolve_refs(table: Table, file_dir: str, is_seq: bool, missing_ok: bool) -> list[Any]:
+    source = os.path.basename(table.path)
+    refs: list[Any] = []
+    missing: list[str] = []
+    root = os.path.realpath(file_dir)
+    for line, ref in zip(table.lines, table.columns[0].values, strict=True):
+        items = ref if is_seq else [ref]
+        full = []
+        for item in items:
+            try:
+                path = safe_path(file_dir, item, root)
+            except ValueError as exc:
+                raise ValueError(
+                    f"row {line} of {source}: {exc}; entries must stay inside file_dir"
+                ) from None
+            if not missing_ok and not os.path.isfile(path):
+                missing.append(f"row {line}: {item}")
+            full.append(path)
+        refs.append(full if is_seq else full[0])
+    if missing:
+        shown = "; ".join(missing[:10])
+        raise FileNotFoundError(
+            f"{len(missing)} file(s) listed in {source} do not exist under file_dir: {shown}"
+        )
+    return refs

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Any
@@ -10,19 +9,15 @@ from typing import Any
 import numpy as np
 
 from ._compact import drop_rows
-from ._constants import KEY_COLUMN, Quality
-from ._csv import Column, Table, parse_table, safe_path
+from ._constants import KEY_COLUMN
+from ._csv import Column, Table, parse_table, resolve_refs
 from ._files import (
-    RUN_KEY,
     commit,
     discard,
-    exists_message,
     kind_of,
     part_path,
     prepare_output,
-    read_meta,
     remove_stale_temps,
-    same_path,
     shard_names,
     skipped_path,
     spill_name,
@@ -30,29 +25,28 @@ from ._files import (
     write_skipped,
 )
 from ._image import EncodeSpec
-from ._manifest import place_output, read_manifest, shard_record
-from ._pack import RowEncoder, RowError
+from ._manifest import place_output, shard_record
+from ._pack import RowEncoder, RowError, check_shapes, stand_in
 from ._place import (
     PACK_KEY,
     files_digest,
     finish_family,
-    mismatch,
     pack_record,
+    pack_settings,
     resolve_place,
     rows_digest,
     run_id,
-    shard_part,
     shards_of,
+    shards_to_pack,
     write_part,
 )
 from ._procs import start_forkserver
 from ._progress import Progress
 from ._rank import get_rank
 from ._remote import is_url, local_path
-from ._settings import DEFAULTS, check_setting
+from ._settings import DEFAULTS, check_nworker, check_setting, encode_spec
 from ._signals import Terminated, check_terminated, install_handlers, restore_handlers, signals_deferred
 from ._upload import pack_share_to_url, pack_to_url
-from ._validate import int_in
 from ._writer import ImageLayout, file_meta, make_writer, part_columns
 
 
@@ -267,10 +261,10 @@ class FuelGenerator:
                 s[key] = check_setting(key, value)
         if encode == "":
             s["encode"] = None
-        spec, enc = self._encode_spec(s, quality)
+        spec, enc = encode_spec(s, quality)
         if not isinstance(overwrite, bool):
             raise TypeError(f"'overwrite' must be a bool (got {overwrite!r})")
-        nworker = self._check_nworker(nworker)
+        nworker = check_nworker(nworker)
         dst = s["dst_path"]
         if dst is None:
             raise ValueError("'dst_path' is required (an .hdf5, .h5 or .npz file)")
@@ -307,10 +301,10 @@ class FuelGenerator:
                 f"(got {nshard}); pass shards={nworld} or more, or pack in one process (rank=0, nworld=1)"
             )
         skip = s["on_error"] == "skip"
-        refs = self._resolve_refs(table, s["file_dir"], s["is_seq"], skip) if enc is not None else []
+        refs = resolve_refs(table, s["file_dir"], s["is_seq"], skip) if enc is not None else []
         # shard boundaries are fixed before any row is skipped, so every process cuts the same shards
         bounds = [int(x) for x in np.cumsum([0] + [len(p) for p in np.array_split(np.arange(n), nshard)])]
-        settings = self._pack_settings(s, spec, quality, kind)
+        settings = pack_settings(s, spec, quality, kind)
         # the digests cover every column, the `__key__` column included
         digests = [rows_digest(table.columns, bounds[i], bounds[i + 1]) for i in range(nshard)]
         packs = [pack_record(settings, d, bounds[i + 1] - bounds[i]) for i, d in enumerate(digests)]
@@ -369,7 +363,7 @@ class FuelGenerator:
             self._run(table, refs, spec, kind, target, finals, existing, nworker, show, s, run, packs, bounds)
         else:
             files = {i: files_digest(refs, bounds[i], bounds[i + 1]) for i in mine}
-            todo = self._resume(target, kind, family, finals, files, overwrite, run, settings, digests)
+            todo = shards_to_pack(target, kind, family, finals, files, overwrite, run, settings, digests)
             if todo:
                 pack_each(target, finals, run, todo, files)
             if todo is not None:
@@ -377,155 +371,6 @@ class FuelGenerator:
         spelled = finals if os.path.islink(dst) else shard_names(dst, nshard)
         # the paths as the caller spelled them, unless dst_path is a link (then where the data went)
         return [spelled[i] for i in mine]
-
-    @staticmethod
-    def _pack_settings(s: dict[str, Any], spec: EncodeSpec | None, quality: Any, kind: str) -> dict[str, Any]:
-        """The settings a shard's bytes depend on, as recorded in it (beside its rows' digest) for resuming."""
-        settings = {
-            "format": kind,
-            "dtype": s["dtype"],
-            "is_seq": s["is_seq"],
-            "shards": s["shards"],
-            "encode": spec.encode if spec else None,
-            "height": s["height"],
-            "width": s["width"],
-            "channel": s["channel"],
-            "keep_exif": s["keep_exif"],
-            "quality": Quality(quality).name if quality is not None else None,
-            "max_pixels": spec.max_pixels if spec else None,
-            "on_error": s["on_error"],
-            "passthrough": spec.passthrough if spec else None,
-        }
-        return json.loads(json.dumps(settings))  # as it reads back: lists, not tuples
-
-    def _resume(
-        self,
-        target: str,
-        kind: str,
-        family: Any,
-        finals: list[str],
-        files: dict[int, str],
-        overwrite: bool,
-        run: str,
-        settings: dict[str, Any],
-        digests: list[str],
-    ) -> list[int] | None:
-        """The shards of this process (the keys of `files`, its shards' files digests) still to pack; None when the
-        family is complete from this very pack."""
-        if not overwrite:
-            if family.manifest:
-                if self._complete(family.manifest, run, finals):
-                    return None
-                told = exists_message(family)
-                if os.path.isfile(finals[0]):  # say what differs from this pack
-                    told += f" ({mismatch(finals[0], read_meta(finals[0], kind), settings, digests[0])})"
-                raise FileExistsError(told)
-            others = [f for f in family.files if not any(same_path(f, g) for g in finals)]
-            if others:
-                raise FileExistsError(
-                    f"{others[0]!r} already exists and is no shard of this {len(finals)}-shard pack; pass "
-                    "overwrite=True to replace the data set or choose another dst_path"
-                )
-        todo = []
-        for i, now in files.items():
-            final = finals[i]
-            if overwrite or not os.path.isfile(final):
-                todo.append(i)
-                continue
-            meta = read_meta(final, kind)
-            ours = str(meta.get(RUN_KEY)) == run
-            part = shard_part(final, kind, run, now) if ours else None
-            if part is None and ours:
-                # this pack's, but its record (with its skip report's lines) was lost: pack it again
-                todo.append(i)
-                continue
-            if part is None:
-                raise FileExistsError(mismatch(final, meta, settings, digests[i]))
-            if part.get("files") != now:
-                todo.append(i)  # committed by an earlier try of this pack, but its files changed since
-            # else committed by an earlier try of this pack: kept
-        return todo
-
-    @staticmethod
-    def _complete(manifest: str, run: str, finals: list[str]) -> bool:
-        """Whether `manifest` vouches for `finals` as packed by the run `run` (sizes only: a cheap check)."""
-        try:
-            body = read_manifest(manifest)
-        except ValueError:
-            return False
-        entries = body["shards"]
-        if body["run"] != run or len(entries) != len(finals):
-            return False
-        return all(
-            os.path.basename(f) == e["file"] and os.path.isfile(f) and os.path.getsize(f) == e["bytes"]
-            for f, e in zip(finals, entries, strict=True)
-        )
-
-    def _encode_spec(self, s: dict[str, Any], quality: Any) -> tuple[EncodeSpec | None, str | None]:
-        enc = s["encode"]
-        jpeg_q, png_level, bilinear = 95, 1, False
-        if quality is not None:
-            try:
-                q = Quality(quality)
-            except ValueError:
-                raise ValueError(
-                    f"'quality' must be one of NA=0, FAST=1, GOOD=2, OPTIM=3, LOSSLESS=4 (got {quality!r})"
-                ) from None
-            enc = {Quality.NA: None, Quality.FAST: "JPEG", Quality.GOOD: "JPEG"}.get(q, "PNG")
-            jpeg_q, bilinear = (75, True) if q == Quality.FAST else (95, False)
-            png_level = 0 if q == Quality.LOSSLESS else 1
-        h, w = s["height"], s["width"]
-        if (h == 0) != (w == 0):
-            raise ValueError(f"'height' and 'width' must both be > 0, or both 0 to keep sizes (got {h}, {w})")
-        if enc == "RAW" and not (h and w):
-            raise ValueError("encode='RAW' needs height > 0 and width > 0 (all rows share one array shape)")
-        if enc is None:
-            return None, None
-        max_pixels = s["max_pixels"]
-        if max_pixels is None:
-            from PIL import Image
-
-            max_pixels = Image.MAX_IMAGE_PIXELS  # read, never set: it is process-wide
-        # FAST asks for quality 75 (smaller files): its JPEGs are always encoded; otherwise a source that already is
-        # the target JPEG is stored as it is
-        passthrough = quality is None or Quality(quality) != Quality.FAST
-        spec = EncodeSpec(
-            enc, h, w, s["channel"], s["keep_exif"], jpeg_q, png_level, bilinear, max_pixels, passthrough
-        )
-        return spec, enc
-
-    @staticmethod
-    def _check_nworker(nworker: Any) -> int:
-        if nworker is None:
-            return os.cpu_count() or 1
-        return int_in("nworker", nworker, 1, expected="None or an int >= 1")
-
-    @staticmethod
-    def _resolve_refs(table: Table, file_dir: str, is_seq: bool, missing_ok: bool) -> list[Any]:
-        source = os.path.basename(table.path)
-        refs: list[Any] = []
-        missing: list[str] = []
-        root = os.path.realpath(file_dir)
-        for line, ref in zip(table.lines, table.columns[0].values, strict=True):
-            items = ref if is_seq else [ref]
-            full = []
-            for item in items:
-                try:
-                    path = safe_path(file_dir, item, root)
-                except ValueError as exc:
-                    raise ValueError(
-                        f"row {line} of {source}: {exc}; entries must stay inside file_dir"
-                    ) from None
-                if not missing_ok and not os.path.isfile(path):
-                    missing.append(f"row {line}: {item}")
-                full.append(path)
-            refs.append(full if is_seq else full[0])
-        if missing:
-            shown = "; ".join(missing[:10])
-            raise FileNotFoundError(
-                f"{len(missing)} file(s) listed in {source} do not exist under file_dir: {shown}"
-            )
-        return refs
 
     def _run(
         self,
@@ -584,11 +429,11 @@ class FuelGenerator:
                         for results in encoder.run(refs[a:b]):
                             for k, item in enumerate(results):
                                 if isinstance(item, RowError):
-                                    results[k] = self._left_out(item, table, a + pos + k, spec, s["on_error"])
+                                    results[k] = stand_in(item, table, a + pos + k, spec, s["on_error"])
                                     keep[pos + k] = False
                                     skipped.append((table.lines[a + pos + k], table.keys[a + pos + k], *item))
                                     progress.skipped += 1
-                            self._check_shapes(results, spec, table.lines, a + pos, table.path)
+                            check_shapes(results, spec, table.lines, a + pos, table.path)
                             writer.write_images(pos, results)
                             pos += len(results)
                             progress.update(len(results))
@@ -644,29 +489,6 @@ class FuelGenerator:
             if show
             else None
         )
-
-    @staticmethod
-    def _left_out(error: RowError, table: Table, row: int, spec: EncodeSpec, on_error: str) -> Any:
-        """What the writer gets in place of a row that failed: a stand-in that the file's rewrite drops again, or the
-        row's error when skipping is off."""
-        if on_error != "skip":
-            raise ValueError(f"row {table.lines[row]} of {os.path.basename(table.path)}: {error.message}")
-        shape = (spec.height, spec.width, spec.channel) if spec.encode == "RAW" else (0,)
-        frame = np.zeros(shape, dtype=np.uint8)
-        ref = table.columns[0].values[row]
-        return [frame] * len(ref) if isinstance(ref, list) else frame
-
-    @staticmethod
-    def _check_shapes(results: list[Any], spec: EncodeSpec, lines: list[int], first: int, path: str) -> None:
-        if spec.encode != "RAW":
-            return
-        want = (spec.height, spec.width, spec.channel)
-        for k, item in enumerate(results):
-            for frame in item if isinstance(item, list) else [item]:
-                if frame.shape != want:
-                    raise ValueError(
-                        f"row {lines[first + k]} of {os.path.basename(path)}: image shape {frame.shape} != {want}"
-                    )
 
     @staticmethod
     def _cleanup(writers: list[Any], temps: list[str], placed: list[str]) -> None:

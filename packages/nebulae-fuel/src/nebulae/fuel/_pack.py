@@ -1,14 +1,18 @@
 """Parallel, ordered, bounded-memory work on packed rows (image encoding, a user's sample function) in worker
-processes."""
+processes, and what becomes of a row that failed."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
 import itertools
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+import numpy as np
+
+from ._csv import Table
 from ._image import EncodeSpec, ImageError, encode_image
 from ._procs import ignore_sigint, main_unreachable, mp_context, reap, start_worker
 
@@ -176,4 +180,27 @@ class RowEncoder:
                 raise RuntimeError(
                     f"a packing worker process (pid {proc.pid}) died with exit code {proc.exitcode} "
                     "(killed, e.g. by the out-of-memory killer, or crashed in an image codec); nothing was written"
+                )
+
+
+def stand_in(error: RowError, table: Table, row: int, spec: EncodeSpec, on_error: str) -> Any:
+    """What the writer gets in place of a row that failed: a stand-in that the file's rewrite drops again, or the
+    row's error when skipping is off."""
+    if on_error != "skip":
+        raise ValueError(f"row {table.lines[row]} of {os.path.basename(table.path)}: {error.message}")
+    shape = (spec.height, spec.width, spec.channel) if spec.encode == "RAW" else (0,)
+    frame = np.zeros(shape, dtype=np.uint8)
+    ref = table.columns[0].values[row]
+    return [frame] * len(ref) if isinstance(ref, list) else frame
+
+
+def check_shapes(results: list[Any], spec: EncodeSpec, lines: list[int], first: int, path: str) -> None:
+    if spec.encode != "RAW":
+        return
+    want = (spec.height, spec.width, spec.channel)
+    for k, item in enumerate(results):
+        for frame in item if isinstance(item, list) else [item]:
+            if frame.shape != want:
+                raise ValueError(
+                    f"row {lines[first + k]} of {os.path.basename(path)}: image shape {frame.shape} != {want}"
                 )

@@ -1,5 +1,6 @@
-"""Packing as one of many processes, and resuming a pack: a process's place, the run id that every process derives
-alike, the part records committed next to finished shards, and the manifest written from them."""
+"""Packing as one of many processes, and resuming a pack: a process's place, the settings a shard records, the run
+id that every process derives alike, which shards are still to pack, the part records committed next to finished
+shards, and the manifest written from them."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import json
 import os
 from typing import Any
 
-from ._constants import SKIPPED_KEY
+from ._constants import SKIPPED_KEY, Quality
 from ._files import (
     RUN_KEY,
     commit,
     discard,
+    exists_message,
     family_files,
     fsync_dir,
     kind_of,
@@ -27,7 +29,8 @@ from ._files import (
     write_json,
     write_skipped,
 )
-from ._manifest import sha256_file, write_manifest
+from ._image import EncodeSpec
+from ._manifest import read_manifest, sha256_file, write_manifest
 from ._validate import int_in
 
 PACK_KEY = "nebulae_pack"  # a shard's settings and the digest of its rows, for resuming
@@ -344,3 +347,86 @@ def index_family(path: str) -> str:
             f"{os.path.basename(target)} changed while it was indexed (another pack running?); retry"
         )
     return manifest
+
+
+def pack_settings(s: dict[str, Any], spec: EncodeSpec | None, quality: Any, kind: str) -> dict[str, Any]:
+    """The settings a shard's bytes depend on, as recorded in it (beside its rows' digest) for resuming."""
+    settings = {
+        "format": kind,
+        "dtype": s["dtype"],
+        "is_seq": s["is_seq"],
+        "shards": s["shards"],
+        "encode": spec.encode if spec else None,
+        "height": s["height"],
+        "width": s["width"],
+        "channel": s["channel"],
+        "keep_exif": s["keep_exif"],
+        "quality": Quality(quality).name if quality is not None else None,
+        "max_pixels": spec.max_pixels if spec else None,
+        "on_error": s["on_error"],
+        "passthrough": spec.passthrough if spec else None,
+    }
+    return json.loads(json.dumps(settings))  # as it reads back: lists, not tuples
+
+
+def shards_to_pack(
+    target: str,
+    kind: str,
+    family: Any,
+    finals: list[str],
+    files: dict[int, str],
+    overwrite: bool,
+    run: str,
+    settings: dict[str, Any],
+    digests: list[str],
+) -> list[int] | None:
+    """The shards of this process (the keys of `files`, its shards' files digests) still to pack; None when the
+    family is complete from this very pack."""
+    if not overwrite:
+        if family.manifest:
+            if family_is_complete(family.manifest, run, finals):
+                return None
+            told = exists_message(family)
+            if os.path.isfile(finals[0]):  # say what differs from this pack
+                told += f" ({mismatch(finals[0], read_meta(finals[0], kind), settings, digests[0])})"
+            raise FileExistsError(told)
+        others = [f for f in family.files if not any(same_path(f, g) for g in finals)]
+        if others:
+            raise FileExistsError(
+                f"{others[0]!r} already exists and is no shard of this {len(finals)}-shard pack; pass "
+                "overwrite=True to replace the data set or choose another dst_path"
+            )
+    todo = []
+    for i, now in files.items():
+        final = finals[i]
+        if overwrite or not os.path.isfile(final):
+            todo.append(i)
+            continue
+        meta = read_meta(final, kind)
+        ours = str(meta.get(RUN_KEY)) == run
+        part = shard_part(final, kind, run, now) if ours else None
+        if part is None and ours:
+            # this pack's, but its record (with its skip report's lines) was lost: pack it again
+            todo.append(i)
+            continue
+        if part is None:
+            raise FileExistsError(mismatch(final, meta, settings, digests[i]))
+        if part.get("files") != now:
+            todo.append(i)  # committed by an earlier try of this pack, but its files changed since
+        # else committed by an earlier try of this pack: kept
+    return todo
+
+
+def family_is_complete(manifest: str, run: str, finals: list[str]) -> bool:
+    """Whether `manifest` vouches for `finals` as packed by the run `run` (sizes only: a cheap check)."""
+    try:
+        body = read_manifest(manifest)
+    except ValueError:
+        return False
+    entries = body["shards"]
+    if body["run"] != run or len(entries) != len(finals):
+        return False
+    return all(
+        os.path.basename(f) == e["file"] and os.path.isfile(f) and os.path.getsize(f) == e["bytes"]
+        for f, e in zip(finals, entries, strict=True)
+    )

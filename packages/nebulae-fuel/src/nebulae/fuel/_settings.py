@@ -1,4 +1,4 @@
-"""FuelGenerator's settings: their names, defaults, and the check of each value."""
+"""FuelGenerator's settings: their names, defaults, the check of each value, and the encoding they ask for."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from ._constants import Quality
 from ._dtype import check_dtypes
-from ._validate import instance_of
+from ._image import EncodeSpec
+from ._validate import instance_of, int_in
 
 DEFAULTS: dict[str, Any] = {
     "file_dir": None,
@@ -87,3 +89,43 @@ def check_setting(key: str, value: Any) -> Any:
             raise ValueError(f"'encode' must be one of 'JPEG', 'PNG', 'RAW' or None (got {value!r})")
         return _ENCODES[value.upper()]
     raise KeyError(f"unknown FuelGenerator setting {key!r}; valid keys: {', '.join(DEFAULTS)}")
+
+
+def encode_spec(s: dict[str, Any], quality: Any) -> tuple[EncodeSpec | None, str | None]:
+    enc = s["encode"]
+    jpeg_q, png_level, bilinear = 95, 1, False
+    if quality is not None:
+        try:
+            q = Quality(quality)
+        except ValueError:
+            raise ValueError(
+                f"'quality' must be one of NA=0, FAST=1, GOOD=2, OPTIM=3, LOSSLESS=4 (got {quality!r})"
+            ) from None
+        enc = {Quality.NA: None, Quality.FAST: "JPEG", Quality.GOOD: "JPEG"}.get(q, "PNG")
+        jpeg_q, bilinear = (75, True) if q == Quality.FAST else (95, False)
+        png_level = 0 if q == Quality.LOSSLESS else 1
+    h, w = s["height"], s["width"]
+    if (h == 0) != (w == 0):
+        raise ValueError(f"'height' and 'width' must both be > 0, or both 0 to keep sizes (got {h}, {w})")
+    if enc == "RAW" and not (h and w):
+        raise ValueError("encode='RAW' needs height > 0 and width > 0 (all rows share one array shape)")
+    if enc is None:
+        return None, None
+    max_pixels = s["max_pixels"]
+    if max_pixels is None:
+        from PIL import Image
+
+        max_pixels = Image.MAX_IMAGE_PIXELS  # read, never set: it is process-wide
+    # FAST asks for quality 75 (smaller files): its JPEGs are always encoded; otherwise a source that already is
+    # the target JPEG is stored as it is
+    passthrough = quality is None or Quality(quality) != Quality.FAST
+    spec = EncodeSpec(
+        enc, h, w, s["channel"], s["keep_exif"], jpeg_q, png_level, bilinear, max_pixels, passthrough
+    )
+    return spec, enc
+
+
+def check_nworker(nworker: Any) -> int:
+    if nworker is None:
+        return os.cpu_count() or 1
+    return int_in("nworker", nworker, 1, expected="None or an int >= 1")
