@@ -15,18 +15,23 @@ import numpy as np
 from ._build import BatchBuilder
 from ._cache import ShardCache
 from ._constants import FRAME_KEY
-from ._dtype import split_dtype
-from ._files import read_run_id
+from ._mount import (
+    check_callables,
+    check_castable,
+    check_columns,
+    check_specf,
+    choose_worker_type,
+    mount_remote,
+    open_data_path,
+)
 from ._order import epoch_order, miles_per_epoch, rank_batch, windowed_order
-from ._procs import process_safe
 from ._rank import get_rank, get_world_size
-from ._remote import RemoteSet, is_url, local_path, open_remote
-from ._source import Source, resolve_paths
-from ._state import STATE_FORMAT, Remainder, identity, resume_point
+from ._source import Source
+from ._state import Remainder
+from ._tank_state import TankState
 from ._validate import int_in
 from ._workers import InlineExecutor, ProcessExecutor, ThreadExecutor
 
-DEFAULT_WORKER_TYPE = "process"  # fixed by bench/bench_fuel.py (JPEG + prep: processes ~1.5x threads)
 _OPEN_TANKS: weakref.WeakSet[Tank] = weakref.WeakSet()
 
 
@@ -40,23 +45,7 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     return int_in(name, value, minimum)
 
 
-def _check_castable(source: Source, specf: dict[str, str]) -> None:
-    """Refuse columns whose stored values the default fetcher cannot cast to their data_specf dtype."""
-    for key, dtype in specf.items():
-        base, variable = split_dtype(dtype)
-        if variable or base == "str" or dtype.startswith("v"):
-            continue  # handed over as stored
-        stored = source.stored_dtype(key)
-        if stored.kind not in "biufUSO":
-            name = os.path.basename(source.paths[0])
-            raise ValueError(
-                f"{name}: column {key!r} stores {stored} values, which data_specf[{key!r}] = {dtype!r} cannot "
-                "be cast from (Tank reads bool, integer, float and str columns); pass a fetch_fn that converts "
-                "them, or re-pack the column as one of those types"
-            )
-
-
-class Tank:
+class Tank(TankState):
     """Serve shuffled, prepared, collated batches from HDF5/NPZ files made by FuelGenerator.
 
     Args:
@@ -130,48 +119,29 @@ class Tank:
             )
         if cache_bytes is not None:
             cache_bytes = _check_int("cache_bytes", cache_bytes, 1)
-        remote = None
-        # file:// names a local path, alone or in a list of files
-        if isinstance(data_path, (list, tuple)):
-            data_path = [local_path(p) for p in data_path]
-        else:
-            data_path = local_path(data_path)
-        if is_url(data_path):
-            remote = open_remote(data_path, storage_options)
-            kind = remote.kind
-        elif isinstance(data_path, (list, tuple)) and any(is_url(p) for p in data_path):
-            raise ValueError(
-                "'data_path' takes one URL (a file, a family's name or its manifest), not a list of URLs"
-            )
-        else:
-            paths, kind = resolve_paths(data_path)
-        if not isinstance(data_specf, dict):
-            raise TypeError(
-                f"'data_specf' must be a dict of column -> dtype (got {type(data_specf).__name__})"
-            )
-        if not data_specf:
-            raise ValueError("'data_specf' is empty; list at least one column, e.g. {'image': 'vuint8'}")
-        for key, dtype in data_specf.items():
-            try:
-                split_dtype(dtype)
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"data_specf[{key!r}]: {exc}") from None
+        remote, paths, kind = open_data_path(data_path, storage_options)
+        check_specf(data_specf)
         self.batch_size = _check_int("batch_size", batch_size, 1)
         if seed is None:
             seed = random.randrange(2**31)
         seed = _check_int("seed", seed, 0)
-        for name, fn in (("fetch_fn", fetch_fn), ("prep_fn", prep_fn), ("collate_fn", collate_fn)):
-            if fn is not None and not callable(fn):
-                raise TypeError(f"{name!r} must be callable or None (got {type(fn).__name__})")
-        if worker_type not in (None, "thread", "process"):
-            raise ValueError(f"'worker_type' must be 'thread' or 'process' (got {worker_type!r})")
+        check_callables(fetch_fn, prep_fn, collate_fn, worker_type)
         self.shuffle = bool(shuffle)
         self.in_same_size = bool(in_same_size)
         self.specf = dict(data_specf)
         rank, nworld = get_rank(), get_world_size()
         self.rank, self.nworld = max(rank, 0), max(nworld, 1)
         if remote is not None:
-            paths = self._mount(remote, cache_dir, cache_bytes, seed)
+            self._cache, paths, self._lazy = mount_remote(
+                remote,
+                cache_dir,
+                cache_bytes,
+                seed,
+                self.shuffle,
+                self.shuffle_window,
+                self.nworld,
+                self.rank,
+            )
         self.paths = paths
         if nworker is None:
             nworker = min(8, max(1, (os.cpu_count() or 1) // self.nworld))
@@ -183,28 +153,11 @@ class Tank:
             self._close_cache()
             raise
         try:
-            source.check_keys(list(data_specf))
-            keys = [k for k in data_specf if k != FRAME_KEY]
-            if not keys:
-                raise ValueError(f"'data_specf' lists only {FRAME_KEY}; add a column")
-            self._len = source.length(keys[0])
-            # rows per file, for the data set's identity in state_dict()
-            self._file_rows = np.diff(source.starts(keys[0])).tolist()
-            for key in keys[1:]:
-                if source.length(key) != self._len:
-                    raise ValueError(
-                        f"column {key!r} has {source.length(key)} rows but {keys[0]!r} has {self._len}; "
-                        "data_specf columns must have one row per sample"
-                    )
+            keys, self._len, self._file_rows = check_columns(source, data_specf)
             if fetch_fn is None:
-                _check_castable(source, {k: data_specf[k] for k in keys})
+                check_castable(source, {k: data_specf[k] for k in keys})
             if worker_type is None:
-                # fixed by bench/bench_fuel.py: per-item Python work (decode, fetch, prep) runs ~1.5x faster in
-                # processes; pure memory-mapped RAW/numeric batches are copies, fastest in threads
-                light = fetch_fn is None and prep_fn is None and collate_fn is None
-                light = light and all(source.encode_of(k) in (None, "RAW") for k in keys)
-                safe = process_safe(fetch_fn, prep_fn, collate_fn)
-                worker_type = DEFAULT_WORKER_TYPE if safe and not light else "thread"
+                worker_type = choose_worker_type(source, keys, fetch_fn, prep_fn, collate_fn)
             specf = {k: v for k, v in data_specf.items() if k != FRAME_KEY}
             # the builder keeps this Source for reads in this process; worker processes open their own
             self._builder = BatchBuilder(
@@ -242,29 +195,6 @@ class Tank:
             print(
                 f"tank mounted: {os.path.basename(paths[0])}{more}, {self._len} samples, MPE {self.MPE}{where}"
             )
-
-    def _mount(self, remote: RemoteSet, cache_dir: Any, cache_bytes: int | None, seed: int) -> list[str]:
-        """Local cache paths of a remote data set: all of it fetched now when it fits the cache, else opened lazily
-        and read in the windowed order (the shard every process opens for the columns is pinned meanwhile)."""
-        cache = self._cache = ShardCache(remote, cache_dir, cache_bytes)
-        try:
-            everything = list(range(len(remote.entries)))
-            if remote.total_bytes <= cache.budget or any(e.rows is None for e in remote.entries):
-                # the global order reads every shard from the first batch on: fetch them all now
-                return cache.acquire_all(everything, tag=0)
-            rows = [int(e.rows or 0) for e in remote.entries]
-            n = sum(rows)
-            first = windowed_order(
-                rows, seed, 0, self.shuffle, self.shuffle_window, self.nworld, self.rank, False
-            )
-            starts = np.concatenate([[0], np.cumsum(rows)])
-            meta = int(np.searchsorted(starts, first[0], side="right") - 1) if n else 0
-            cache.acquire(meta, tag=0)
-            self._lazy = (rows, meta)
-            return list(cache.paths)
-        except BaseException:
-            self._close_cache()
-            raise
 
     def _close_cache(self) -> None:
         if self._cache is not None:
@@ -510,97 +440,6 @@ class Tank:
             self._discard()
             self._executor.close()
             self._executor = None
-
-    # -- state --------------------------------------------------------------------------------------------
-
-    def state_dict(self) -> dict[str, Any]:
-        """Where this Tank is, as a small JSON-able dict: `load_state_dict` on a new Tank continues from here.
-
-        Holds the seed, `epoch` and `mile` (batches already returned in that epoch), `rank` and `nworld`, the
-        current epoch's `MPE`, the settings a resume must share (`batch_size`, `shuffle`, `in_same_size`, `rows`),
-        the data set's identity (`dataset`: its files' run ids, names and rows; nothing is hashed) and `pending`
-        (None, or the positions left of an epoch resumed on another number of ranks). Batches built ahead by the
-        workers do not count: only those returned.
-
-        Example:
-            >>> json.dumps(tank.state_dict())  # doctest: +SKIP
-        """
-        remainder = (
-            self._remainder if self._remainder is not None and self._remainder.epoch == self.epoch else None
-        )
-        return {
-            "format": STATE_FORMAT,
-            "seed": self.seed,
-            "epoch": self.epoch,
-            "mile": self.mile,
-            "rank": self.rank,
-            "nworld": self.nworld,
-            "MPE": self.MPE,
-            "batch_size": self.batch_size,
-            "shuffle": self.shuffle,
-            "in_same_size": self.in_same_size,
-            "rows": self._len,
-            "dataset": self.dataset_identity(),
-            "pending": [list(r) for r in remainder.ranges] if remainder is not None else None,
-        }
-
-    def dataset_identity(self) -> dict[str, Any]:
-        """`{'run': the run id all files share or None, 'files': [[name, rows, run id or None], ...]}`.
-
-        Read once from the files' metadata (a family's shards all carry its manifest's run id).
-        """
-        if self._identity is None:
-            kind = self._builder.kind
-            if self._cache is not None:
-                # the manifest vouches for the shards' run (a shard need not be on disk to be named)
-                runs = [self._cache.rset.run] * len(self.paths)
-            else:
-                runs = [read_run_id(p, kind) for p in self.paths]
-            self._identity = identity(self.paths, self._file_rows, runs)
-        ident = self._identity
-        return {
-            "run": ident["run"],
-            "files": [list(f) for f in ident["files"]],
-        }  # a copy: callers may edit it
-
-    def load_state_dict(self, state: dict[str, Any] | list[dict[str, Any]]) -> None:
-        """Continue exactly where `state` was saved: the next batch is the one an uninterrupted Tank would return.
-
-        Same samples, same augmentation draws (they depend only on seed, epoch and batch), with any worker
-        count or type. An `iter()` pass then resumes that epoch at that mile, as after `seek(epoch, mile)`.
-        Call `set_distributed` first when ranks change (Multiverse.sync does).
-
-        Args:
-            state: one rank's `state_dict()`, saved with this Tank's rank and world size; or the list of the
-                states of every rank of the saved run. With as many ranks as saved, each rank takes its own
-                state (exact). With another number of ranks, the epoch the run was in is finished first, every
-                sample its ranks had still to deliver seen exactly once across the new ranks (the last one or two
-                batches of that pass may be smaller, even with in_same_size); later epochs are the usual ones.
-                A state saved by a single rank is complete alone.
-
-        Raises:
-            TypeError: not a dict or a list of dicts, or a field of the wrong type.
-            ValueError: a state of another data set (naming both), of another batch_size, shuffle, in_same_size
-                or number of rows (naming the setting), of another rank, an incomplete list of ranks' states, or
-                samples left that cannot be split over this world size with equal batch counts per rank.
-
-        Example:
-            >>> tank.load_state_dict(json.load(open('tank_state.json')))  # doctest: +SKIP
-        """
-        settings = {"batch_size": self.batch_size, "shuffle": self.shuffle, "in_same_size": self.in_same_size}
-        settings["rows"] = self._len
-        seed, epoch, mile, remainder = resume_point(
-            state, self.rank, self.nworld, settings, self.dataset_identity()
-        )
-        if remainder is not None and self._lazy is not None:
-            raise ValueError(
-                f"this state was saved by {len(state) if isinstance(state, list) else 'another number of'} rank(s); "
-                "a Tank reading in the windowed order (the data set does not fit cache_bytes) resumes only on the "
-                "world size it was saved with; resume with that many ranks, or raise cache_bytes to the data set's "
-                "size for the global order"
-            )
-        self._reseed(seed)
-        self._go(epoch, mile, remainder)
 
     @property
     def data(self) -> Any:
