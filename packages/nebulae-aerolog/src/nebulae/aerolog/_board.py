@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from time import perf_counter
 from typing import Any, TypeVar
@@ -15,6 +14,7 @@ from ._curve import curve2str
 from ._format import call_inviz
 from ._history import History
 from ._lines import WAIT, fragments, pick_curve, progress_line, summary_line
+from ._log import BoardLog
 from ._rank import get_rank
 from ._screen import Screen, clip, visible_len
 from ._series import Series, to_number
@@ -22,7 +22,6 @@ from ._settings import DEFAULTS, one_of, resolve_settings
 from ._sinks import Sink, close_sinks, flush_sinks, send
 from ._track import AUTO, UNSIZED, Step, StepSlot, steps_of, tracked
 from ._validate import check_counters, check_int, check_str
-from ._warnings import AerologWarning
 
 __all__ = ["DashBoard"]
 
@@ -32,7 +31,7 @@ _TTY_REFRESH = 0.1  # default seconds between redraws on a terminal (and in wipe
 _PLAIN_REFRESH = 10.0  # ... and between plain lines when stdout is not a terminal
 
 
-class DashBoard:
+class DashBoard(BoardLog):
     """A terminal dashboard for training loops, as light as a progress bar.
 
     Every :meth:`gauge` call is recorded (per-mile moving averages and per-epoch means of each raw or
@@ -462,70 +461,3 @@ class DashBoard:
             return
         with self._screen.redirect():
             yield self
-
-    def log(
-        self,
-        gauge: bool = True,
-        tachograph: bool = True,
-        record: str | os.PathLike[str] = "",
-        *,
-        subdir: str = "",
-        history: str | os.PathLike[str] | None = None,
-    ) -> list[str]:
-        """Write the whole history into `log_path` (or ``log_path/subdir``), replacing the files of the last call.
-
-        File names are stable, so each call replaces the same files; every file is replaced atomically
-        (a crash leaves the previous file or the new one), CSVs before PNGs. This run's files are written first, whatever `record` holds; only then is a bad record
-        reported.
-
-        Args:
-            gauge: draw PNG curves: per metric and stage the smoothed per-mile series
-                (``{metric}_{stage}.png``, the last value and mile in the title) and, once an epoch has
-                ended, per metric the epoch averages of all stages (``{metric}_epoch.png``, each stage's
-                last average in the title). Values nan, inf or beyond 1e300 leave gaps, counted in the
-                title.
-            tachograph: write CSVs ``{metric}_{stage}_mile.csv`` (``mile,STAGE:METRIC``) and
-                ``{metric}_{stage}_epoch.csv`` (``epoch,STAGE:METRIC``); nan and inf are written as such.
-            record: a tachograph CSV of an earlier run, or a directory of them (alias ``history``):
-                its rows come first and this run continues after its last mile and epoch. Each series
-                is merged once per DashBoard. A CSV that is not a tachograph file (a foreign table, a
-                malformed row, a second copy of a series) is skipped with an :class:`AerologWarning`
-                naming the file, the row and what is wrong; values nan and inf are legitimate.
-            subdir: a subdirectory of `log_path` to write into.
-
-        Returns:
-            The paths written (``log_path/subdir/name``), CSVs first; an empty list on ranks > 0.
-
-        Raises:
-            TypeError: both `record` and `history` are given.
-            FileNotFoundError: `record` does not exist (raised after this run's files are written).
-            ValueError: nothing in `record` can be continued from: no CSV, or only bad ones (the message
-                names each file; raised after this run's files are written).
-
-        Warns:
-            AerologWarning: a CSV of `record` was skipped (once per file and reason).
-        """
-        record = one_of("record", record, "", "history", history)
-        if not self._active:
-            return []
-        # This run's files are written whatever `record` holds, and only then is a bad record reported:
-        # a training script must not lose its logs to a stray file in an old folder.
-        problems: list[str] = []
-        error: Exception | None = None
-        if record:
-            try:
-                problems = self._history.merge_record(record)
-            except (FileNotFoundError, ValueError) as exc:
-                error = exc
-        from ._logfiles import write_logs
-
-        written = write_logs(
-            list(self._series.values()), os.path.join(self.log_path, subdir), gauge, tachograph
-        )
-        for problem in problems:
-            if problem not in self._reported:
-                self._reported.add(problem)
-                warnings.warn(f"'record': skipped {problem}", AerologWarning, stacklevel=2)
-        if error is not None:
-            raise error
-        return written
