@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from nebulae.fuel import FuelGenerator, Tank
-from nebulae.fuel._files import read_manifest
+from nebulae.fuel._manifest import read_manifest
 
 
 def _free_port() -> int:

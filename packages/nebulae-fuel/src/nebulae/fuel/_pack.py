@@ -8,13 +8,15 @@ import contextlib
 import itertools
 import os
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from ._csv import Table
 from ._image import EncodeSpec, ImageError, encode_image
 from ._procs import ignore_sigint, main_unreachable, mp_context, reap, start_worker
+
+if TYPE_CHECKING:
+    from ._csv import Table  # worker processes import this module: only what they use
 
 
 class RowError(NamedTuple):
