@@ -191,6 +191,15 @@ def discard(path: str) -> None:
         os.unlink(path)
 
 
+def abandon(writers: list[Any], temps: list[str], placed: list[str]) -> None:
+    """Undo a write that failed: abort its open writers, remove its temp files (with any NPZ spill file) and the
+    files it had already placed."""
+    for writer in writers:
+        writer.abort()
+    for path in [*temps, *(spill_name(t) for t in temps), *placed]:
+        discard(path)
+
+
 def target_of(path: str, sweep: bool = True) -> str:
     """The file a writer replaces for `path`: resolved, so that a symlink's target is rewritten (the link stays)
     and the temp file sits next to it, on the same file system; dead writers' temp files of it are removed

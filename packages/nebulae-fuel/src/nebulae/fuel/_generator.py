@@ -12,6 +12,7 @@ from ._compact import drop_rows
 from ._constants import KEY_COLUMN
 from ._csv import Column, Table, parse_table, resolve_refs
 from ._files import (
+    abandon,
     commit,
     discard,
     kind_of,
@@ -20,7 +21,6 @@ from ._files import (
     remove_stale_temps,
     shard_names,
     skipped_path,
-    spill_name,
     temp_name,
     write_skipped,
 )
@@ -472,12 +472,12 @@ class FuelGenerator:
                     place_output(dst, temps, outputs, existing, placed, records, run, names, dtypes)
                 check_terminated()
         except Terminated:
-            self._cleanup(writers, temps, placed)
+            abandon(writers, temps, placed)
             restore_handlers(handlers)
             handlers = None
             raise SystemExit(143) from None
         except BaseException:
-            self._cleanup(writers, temps, placed)
+            abandon(writers, temps, placed)
             raise
         finally:
             if handlers is not None:
@@ -489,13 +489,6 @@ class FuelGenerator:
             if show
             else None
         )
-
-    @staticmethod
-    def _cleanup(writers: list[Any], temps: list[str], placed: list[str]) -> None:
-        for writer in writers:
-            writer.abort()
-        for path in [*temps, *(spill_name(t) for t in temps), *placed]:
-            discard(path)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self._settings.items())

@@ -14,7 +14,15 @@ import numpy as np
 
 from ._constants import KEY_COLUMN
 from ._csv import check_header
-from ._files import RUN_KEY, discard, new_run_id, prepare_output, require_kind, shard_names, temp_name
+from ._files import (
+    RUN_KEY,
+    abandon,
+    new_run_id,
+    prepare_output,
+    require_kind,
+    shard_names,
+    temp_name,
+)
 from ._manifest import place_output, shard_record
 from ._pack import RowEncoder, RowError, map_samples
 from ._procs import process_safe, start_forkserver
@@ -273,12 +281,12 @@ def _pack(
             place_output(target, temps, finals, existing, placed, records, run, names, labels)
         check_terminated()
     except Terminated:
-        _cleanup(writers, temps, placed)
+        abandon(writers, temps, placed)
         restore_handlers(handlers)
         handlers = None
         raise SystemExit(143) from None
     except BaseException:
-        _cleanup(writers, temps, placed)
+        abandon(writers, temps, placed)
         raise
     finally:
         if handlers is not None:
@@ -302,10 +310,3 @@ def _meta(schema: list[Field], shard: int, nshard: int, total: int, run: str) ->
         "nebulae_total_rows": total,
         RUN_KEY: run,
     }
-
-
-def _cleanup(writers: list[SampleWriter], temps: list[str], placed: list[str]) -> None:
-    for writer in writers:
-        writer.abort()
-    for path in [*temps, *placed]:
-        discard(path)
