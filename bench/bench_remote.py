@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -106,25 +107,32 @@ def main() -> int:
                 f"data set: {n} JPEG {size}x{size} images in {shards} shards, {total / 1e6:.1f} MB; batch 64, 2 process workers"
             )
 
-            # best of 5 (the machine may be shared): local, then remote with a fresh (cold) cache each time
+            # best of 9 (the machine may be shared): local, then remote with a fresh (cold) cache each time; epoch 1
+            # is the cold one, epochs 2 and 3 are both warm (the best of them counts, on both sides)
             local_t, remote_t = [1e9, 1e9], [1e9, 1e9]
-            for rep in range(5):
-                times, local_l, tank = _epoch_time(lambda: Tank(str(family), spec, 64, **kw), 2)
+            for rep in range(9):
+                times, local_l, tank = _epoch_time(lambda: Tank(str(family), spec, 64, **kw), 3)
                 tank.close()
-                local_t = [min(a, b) for a, b in zip(local_t, times, strict=True)]
-                cold = root / f"cache{rep}"
+                local_t = [min(local_t[0], times[0]), min(local_t[1], *times[1:])]
+                # the previous rep's cache goes right before this rep downloads: on this VM, memory left free for a couple
+                # of seconds goes back to the hypervisor (free page reporting), and writing into such pages costs ~8x more
+                # than into reused ones; a node's page cache is busy memory, so reused pages are the case to measure
+                cold = root / "cold"
+                shutil.rmtree(cold, ignore_errors=True)
                 times, remote_l, tank = _epoch_time(
-                    lambda cold=cold: Tank(url, spec, 64, storage_options=opts, cache_dir=cold, **kw), 2
+                    lambda: Tank(url, spec, 64, storage_options=opts, cache_dir=cold, **kw), 3
                 )
                 tank.close()
-                remote_t = [min(a, b) for a, b in zip(remote_t, times, strict=True)]
+                remote_t = [min(remote_t[0], times[0]), min(remote_t[1], *times[1:])]
             assert remote_l == local_l, "remote epochs differ from local ones"
-            print(f"local files:      epoch 1 {local_t[0]:.2f} s (incl. mount), epoch 2 {local_t[1]:.2f} s")
+            print(
+                f"local files:      epoch 1 {local_t[0]:.2f} s (incl. mount), epochs 2-3 {local_t[1]:.2f} s"
+            )
             print(
                 f"S3, cold cache:   epoch 1 {remote_t[0]:.2f} s (incl. downloads) -> {local_t[0] / remote_t[0]:.2f}x local (want >= 0.8)"
             )
             print(
-                f"S3, warm cache:   epoch 2 {remote_t[1]:.2f} s -> {local_t[1] / remote_t[1]:.2f}x local (want >= 0.95)"
+                f"S3, warm cache:   epochs 2-3 {remote_t[1]:.2f} s -> {local_t[1] / remote_t[1]:.2f}x local (want >= 0.95)"
             )
 
             budget = total // 4

@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,9 @@ pytest.importorskip("fsspec")
 pytest.importorskip("aiohttp")  # fsspec's http(s):// backend
 
 from nebulae.fuel import FuelGenerator, Tank
+from nebulae.fuel._cache import ShardCache
 from nebulae.fuel._manifest import read_manifest
+from nebulae.fuel._remote import open_remote
 
 SPEC = {"image": "vuint8", "label": "int64"}
 ROWS = 24  # 6 shards of 4 rows
@@ -55,6 +58,13 @@ def _upload_s3(s3, family: Path) -> str:
     for path in sorted(family.parent.iterdir()):
         s3.fs.put_file(str(path), f"{s3.bucket}/ds/{path.name}")
     return s3.url(f"ds/{family.name}")
+
+
+def _flip_a_byte(s3, name: str) -> None:
+    """Corrupt the object `ds/{name}` of the test's bucket in place (one byte flipped, same size)."""
+    data = bytearray(s3.fs.cat_file(f"{s3.bucket}/ds/{name}"))
+    data[len(data) // 2] ^= 0xFF
+    s3.fs.pipe_file(f"{s3.bucket}/ds/{name}", bytes(data))
 
 
 def _gets(server) -> collections.Counter:
@@ -174,9 +184,7 @@ def test_a_corrupted_object_is_a_checksum_error_naming_it(s3_server, tmp_path):
     s3 = s3_server
     family = _pack(tmp_path)
     url = _upload_s3(s3, family)
-    data = bytearray(s3.fs.cat_file(f"{s3.bucket}/ds/train_2.hdf5"))
-    data[len(data) // 2] ^= 0xFF
-    s3.fs.pipe_file(f"{s3.bucket}/ds/train_2.hdf5", bytes(data))
+    _flip_a_byte(s3, "train_2.hdf5")
     with pytest.raises(ValueError, match=rf"train_2\.hdf5.*{re.escape(s3.url('ds/train_2.hdf5'))}.*sha256"):
         Tank(
             url,
@@ -336,3 +344,167 @@ def test_a_url_without_fsspec_is_an_import_error_naming_the_extra():
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert "nebulae-fuel[remote]" in out.stdout, out.stderr
+
+
+# -- mounting a data set that fits the cache: shards download in the background while Tank starts its workers, each in
+# one ranged GET (no HEAD); failures still surface from Tank() and leave nothing behind
+
+SHARDS = 6
+
+
+def _s3_tank(s3, url: str, tmp_path: Path, **kw) -> Tank:
+    """Tank over the S3 data set `url` with the cache under tmp_path/c, batch 4 and no output unless `kw` says."""
+    kw = {"batch_size": 4, "verbose": False, **kw}
+    return Tank(url, SPEC, storage_options=s3.storage_options, cache_dir=tmp_path / "c", **kw)
+
+
+def _fetch_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("nebulae-fuel-fetch")]
+
+
+def _cached(cache: Path) -> list[str]:
+    return sorted(p.name for d in cache.iterdir() for p in d.iterdir() if not p.name.endswith(".lock"))
+
+
+@pytest.mark.parametrize("nworker,worker_type", [(0, None), (2, "thread"), (2, "process")])
+def test_a_fitting_data_set_reads_as_the_local_one_with_any_workers(
+    s3_server, tmp_path, nworker, worker_type
+):
+    s3 = s3_server
+    family = _pack(tmp_path)
+    url = _upload_s3(s3, family)
+    kw = dict(seed=11, nworker=nworker, worker_type=worker_type, verbose=False)
+    with Tank(str(family), SPEC, 5, **kw) as local:
+        want = [_epoch(local) for _ in range(2)]
+    s3.log.clear()
+    with _s3_tank(s3, url, tmp_path, batch_size=5, **kw) as tank:
+        got = [_epoch(tank) for _ in range(2)]
+        assert dict(tank.cache.downloads) == {i: 1 for i in range(SHARDS)}
+        assert not _fetch_threads()  # every background download has ended by the time Tank() returns
+    for a, b in zip(want, got, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x["image"], y["image"])
+            np.testing.assert_array_equal(x["label"], y["label"])
+    # one GET per shard and no HEAD for any shard: the manifest already gave their sizes
+    shard_gets = [p for p in s3.log.paths("GET") if re.search(r"/train_\d+\.hdf5$", p)]
+    assert sorted(shard_gets) == sorted(f"/{s3.bucket}/ds/train_{i}.hdf5" for i in range(SHARDS))
+    assert not [p for p in s3.log.paths("HEAD") if re.search(r"/train_\d+\.hdf5$", p)]
+
+
+def test_process_workers_are_running_when_tank_returns(s3_server, tmp_path):
+    s3 = s3_server
+    family = _pack(tmp_path)
+    url = _upload_s3(s3, family)
+    with _s3_tank(s3, url, tmp_path, nworker=2, worker_type="process") as tank:
+        # started while the shards downloaded, not at the first batch
+        procs = [w.proc for w in tank._executor.workers]
+        assert len(procs) == 2 and all(p.is_alive() for p in procs)
+        assert sorted(_labels(_epoch(tank))) == list(range(ROWS))
+
+
+def test_a_corrupted_shard_fails_tank_with_workers_started_and_leaves_nothing_running(s3_server, tmp_path):
+    s3 = s3_server
+    family = _pack(tmp_path)
+    url = _upload_s3(s3, family)
+    _flip_a_byte(s3, "train_4.hdf5")
+    before = set(threading.enumerate())
+    with pytest.raises(ValueError, match=r"train_4\.hdf5.*sha256"):
+        _s3_tank(s3, url, tmp_path, nworker=2, worker_type="process")
+    assert not _fetch_threads()
+    assert not [t for t in set(threading.enumerate()) - before if t.name.startswith("nebulae")]
+    left = _cached(tmp_path / "c")
+    assert "train_4.hdf5" not in left and not [n for n in left if ".part-" in n]
+    import multiprocessing
+
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+
+
+@pytest.mark.parametrize("change", ["longer", "shorter"])
+def test_an_object_of_another_size_than_listed_is_refused(s3_server, tmp_path, change):
+    s3 = s3_server
+    family = _pack(tmp_path)
+    url = _upload_s3(s3, family)
+    key = f"{s3.bucket}/ds/train_2.hdf5"
+    data = s3.fs.cat_file(key)
+    s3.fs.pipe_file(key, data + b"\0" * 10 if change == "longer" else data[:-10])
+    told = f"more than {len(data)}" if change == "longer" else str(len(data) - 10)
+    with pytest.raises(
+        ValueError, match=rf"train_2\.hdf5 .* has {told} bytes, the manifest lists {len(data)}"
+    ):
+        _s3_tank(s3, url, tmp_path, nworker=0)
+
+
+def test_an_s3_error_on_one_get_is_retried(s3_server, tmp_path):
+    s3 = s3_server
+    family = _pack(tmp_path)
+    url = _upload_s3(s3, family)
+    s3.log.clear()
+    s3.faults.add("GET", "/ds/train_3.hdf5", status=500, code="InternalError")
+    with _s3_tank(s3, url, tmp_path, shuffle=False, nworker=0) as tank:
+        assert _labels(_epoch(tank)) == list(range(ROWS))
+        assert tank.cache.downloads[3] == 1
+    assert s3.log.paths("GET").count(f"/{s3.bucket}/ds/train_3.hdf5") == 2
+
+
+def test_access_denied_on_a_shard_is_a_permission_error_naming_it(s3_server, tmp_path):
+    s3 = s3_server
+    family = _pack(tmp_path)
+    url = _upload_s3(s3, family)
+    s3.faults.add("GET", "/ds/train_5.hdf5", status=403, code="AccessDenied", times=100)
+    with pytest.raises(PermissionError, match=rf"train_5\.hdf5 .*{re.escape(s3.url('ds/train_5.hdf5'))}"):
+        _s3_tank(s3, url, tmp_path, nworker=2, worker_type="thread")
+    assert not _fetch_threads()
+
+
+def test_closing_the_cache_while_downloading_stops_and_unpins_everything(s3_server, tmp_path):
+    s3 = s3_server
+    family = _pack(tmp_path)
+    url = _upload_s3(s3, family)
+    cache = ShardCache(open_remote(url, s3.storage_options), tmp_path / "c")
+    cache.acquire_later(list(range(SHARDS)), parallel=1)
+    assert cache.waiting
+    cache.close()  # before wait(): the downloads not started yet are dropped
+    assert not cache.waiting and not _fetch_threads() and not cache._pins
+    left = _cached(tmp_path / "c")
+    assert not [n for n in left if ".part-" in n]
+    assert len(left) < SHARDS or sum(cache.downloads.values()) == SHARDS
+    # what it fetched is complete: a new cache finds those shards and fetches only the rest
+    again = ShardCache(open_remote(url, s3.storage_options), tmp_path / "c")
+    seen = []
+    again.acquire_later(list(range(SHARDS)))
+    again.wait(ready=seen.append)
+    assert sorted(seen) == list(range(SHARDS))
+    assert sum(again.downloads.values()) == SHARDS - len(left)
+    again.close()
+
+
+def test_closing_the_cache_stops_a_running_download_at_its_next_chunk(s3_server, tmp_path, monkeypatch):
+    from nebulae.fuel import _cache, _remote
+
+    s3 = s3_server
+    family = _pack(tmp_path)
+    url = _upload_s3(s3, family)
+    monkeypatch.setattr(_remote, "CHUNK", 256)  # many chunks per shard
+    started, proceed, writes = threading.Event(), threading.Event(), []
+    real = _cache._write_chunk
+
+    def seam(fh, data):
+        writes.append(len(data))
+        if len(writes) == 1:
+            started.set()
+            proceed.wait(60)
+        real(fh, data)
+
+    monkeypatch.setattr(_cache, "_write_chunk", seam)
+    cache = ShardCache(open_remote(url, s3.storage_options), tmp_path / "c")
+    cache.acquire_later(list(range(SHARDS)), parallel=1)
+    assert started.wait(60)
+    closer = threading.Thread(target=cache.close)
+    closer.start()
+    while not cache._abandon.is_set():
+        closer.join(0.01)
+    proceed.set()  # the first chunk is written; the download notices the close before the second
+    closer.join(60)
+    assert not closer.is_alive() and not _fetch_threads()
+    assert len(writes) == 1 and not cache.downloads
+    assert _cached(tmp_path / "c") == []  # no part file, no shard under its final name

@@ -100,10 +100,10 @@ class BatchBuilder:
         seed: int,
         *,
         source: Source | None = None,
-        lazy: tuple[list[int], int] | None = None,
+        lazy: tuple[list[int], int, int] | None = None,
     ) -> None:
         self.paths = paths
-        # (rows per shard, metadata shard) when the shards are opened on demand from a bounded cache
+        # (rows per shard, metadata shard, shards kept open) when the shards are opened on demand from the cache
         self.lazy = lazy
         self.kind = kind
         self.decode = decode
@@ -131,10 +131,27 @@ class BatchBuilder:
         if self._data is None:
             with self._lock:
                 if self._data is None:
-                    rows, meta = self.lazy if self.lazy is not None else (None, 0)
-                    self._source = Source(self.paths, self.kind, self.decode, rows, meta)
+                    rows, meta, keep = self.lazy if self.lazy is not None else (None, 0, 4)
+                    self._source = Source(self.paths, self.kind, self.decode, rows, meta, keep)
                     self._data = Data(self._source)
         return self._data
+
+    def warm(self, shard: int) -> None:
+        """Open shard `shard` and load what its first read would (column caches), ahead of the first batch: a remote
+        data set's shards are warmed as their downloads land, while the others still download. Best effort: a shard
+        that cannot be read is left to the batch that reads it, which raises naming it."""
+        try:
+            self.data()
+            source = self._source
+            if source is None or shard >= len(source.paths):
+                return
+            opened = source.shard(shard)
+            first = np.zeros(1, dtype=np.int64)
+            for key in self.specf:
+                if key in opened.keys and opened.length(key):
+                    opened.read(key, first, decode=False, borrow=True)
+        except Exception:
+            return
 
     def close(self) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ import os
 import shutil
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from ._remote import RemoteSet, copy_object, retried
@@ -33,6 +34,10 @@ def cache_root(cache_dir: Any = None) -> str:
         return os.path.abspath(os.environ[ENV])
     base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "nebulae", "fuel")
+
+
+class Abandoned(Exception):
+    """A download stopped because its cache was closed (or its batch of downloads failed elsewhere)."""
 
 
 def _write_chunk(fh: Any, data: bytes) -> None:
@@ -71,7 +76,11 @@ class ShardCache:
         self._cond = threading.Condition()
         self._changed = False
         self._stop = False
+        self._abandon = threading.Event()  # set: downloads still running stop at their next chunk
         self._thread: threading.Thread | None = None
+        self._pending: tuple[Any, dict[Any, int]] | None = (
+            None  # acquire_later()'s pool, its futures -> shard
+        )
         self.error: BaseException | None = (
             None  # the prefetcher's last error (the demand fetch raises its own)
         )
@@ -126,16 +135,59 @@ class ShardCache:
 
     def acquire_all(self, indices: list[int], parallel: int = 8, tag: Any = None) -> list[str]:
         """`acquire` each shard, `parallel` downloads at a time (one stream rarely fills a link)."""
+        self.acquire_later(indices, parallel, tag)
+        self.wait()
+        return [self.paths[i] for i in indices]
+
+    def acquire_later(self, indices: list[int], parallel: int = 8, tag: Any = None) -> None:
+        """Start `acquire` of each shard in background threads, `parallel` downloads at a time, and return at once:
+        the caller starts its workers meanwhile and calls `wait()` before it reads any of these shards."""
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(indices)))) as pool:
-            futures = [pool.submit(self.acquire, i, tag) for i in indices]
-            try:
-                return [f.result() for f in futures]
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+        if self._pending is not None:
+            raise RuntimeError("acquire_later() is already running; wait() for it first")
+        if not indices:
+            return
+        pool = ThreadPoolExecutor(
+            max_workers=max(1, min(parallel, len(indices))), thread_name_prefix="nebulae-fuel-fetch"
+        )
+        self._pending = (pool, {pool.submit(self.acquire, i, tag): i for i in indices})
+
+    @property
+    def waiting(self) -> bool:
+        """Whether `acquire_later` started downloads that nobody has `wait()`ed for yet."""
+        return self._pending is not None
+
+    def wait(self, ready: Callable[[int], None] | None = None) -> None:
+        """Return once every shard of `acquire_later` is complete and pinned, calling `ready(i)` (in this thread) as
+        each one lands; raise the first download error (after the downloads still running have stopped, so nothing
+        writes into the cache once this returns)."""
+        if self._pending is None:
+            return
+        from concurrent.futures import FIRST_COMPLETED
+        from concurrent.futures import wait as wait_any
+
+        pool, futures = self._pending
+        index = dict(futures)
+        try:
+            left = set(index)
+            while left:
+                done, left = wait_any(left, return_when=FIRST_COMPLETED)
+                for f in sorted(done, key=index.__getitem__):
+                    f.result()
+                    if ready is not None:
+                        ready(index[f])
+        except BaseException:
+            # nobody reads these shards now: the downloads not started are dropped, the running ones stop early
+            self._abandon.set()
+            for f in index:
+                f.cancel()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._pending = None
+            if not self._stop:
+                self._abandon.clear()  # the cache itself stays usable (close() stops downloads for good)
 
     def release(self, i: int) -> None:
         with self._cond:
@@ -232,15 +284,17 @@ class ShardCache:
         tmp = f"{final}{_PART}{os.getpid()}-{threading.get_ident()}"
         where = f"shard {entry.file} ({entry.url}) of {self.rset.url}"
         try:
-            size, digest = retried(lambda: self._stream(entry.url, tmp), where, "downloading")
+            size, digest = retried(lambda: self._stream(entry.url, tmp, entry.bytes), where, "downloading")
         except FileNotFoundError:
             raise FileNotFoundError(f"{where} does not exist; the data set is incomplete") from None
         except PermissionError as exc:
             raise PermissionError(f"access to {where} was denied ({exc.__cause__ or exc})") from None
         try:
             if size != entry.bytes:
+                # a read stops one byte past the listed size: a longer object is told as such
+                told = f"more than {entry.bytes}" if size > entry.bytes else str(size)
                 raise ValueError(
-                    f"{where} has {size} bytes, the manifest lists {entry.bytes}; re-upload the data set"
+                    f"{where} has {told} bytes, the manifest lists {entry.bytes}; re-upload the data set"
                 )
             if entry.sha256 is not None and digest != entry.sha256:
                 raise ValueError(
@@ -254,14 +308,20 @@ class ShardCache:
             raise
         self.downloads[i] += 1
 
-    def _stream(self, url: str, tmp: str) -> tuple[int, str]:
+    def _stream(self, url: str, tmp: str, size: int) -> tuple[int, str]:
         """Copy the object to `tmp`, hashing as it streams; returns its size and sha256."""
         flags = (
             os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         )
         try:
             with os.fdopen(os.open(tmp, flags, 0o644), "wb") as dst:
-                return copy_object(self.rset.fs, url, lambda chunk: _write_chunk(dst, chunk))
+
+                def write(chunk: bytes) -> None:
+                    if self._abandon.is_set():
+                        raise Abandoned(f"the download of {url} was abandoned: its cache was closed")
+                    _write_chunk(dst, chunk)
+
+                return copy_object(self.rset.fs, url, write, size)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -320,6 +380,12 @@ class ShardCache:
             os.close(fd)
 
     def close(self) -> None:
+        self._abandon.set()
+        if self._pending is not None:
+            # closed before wait(): downloads not yet started are dropped, running ones stop at their next chunk
+            pool, _ = self._pending
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._pending = None
         with self._cond:
             self._stop = True
             self._cond.notify_all()

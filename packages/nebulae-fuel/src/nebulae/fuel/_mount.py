@@ -72,23 +72,36 @@ def mount_remote(
     shuffle_window: int,
     nworld: int,
     rank: int,
-) -> tuple[ShardCache, list[str], tuple[list[int], int] | None]:
-    """(the shard cache, the local cache paths of a remote data set, None or the lazy plan): all of it fetched now
-    when it fits the cache, else opened lazily and read in the windowed order (the shard every process opens for the
-    columns is pinned meanwhile)."""
+    every_shard: bool = False,
+) -> tuple[ShardCache, list[str], tuple[list[int], int] | None, tuple[list[int], int, int] | None]:
+    """(the shard cache, the local cache paths of a remote data set, None or the windowed plan (rows per shard, the
+    shard opened for the columns), None or how a Source opens the shards: (rows per shard, the shard opened for the
+    columns, how many it keeps open); None opens them all at once, `every_shard` asks for that).
+
+    When the data set fits the cache, the global order reads every shard from the first batch on: the others start
+    downloading in the background, the shard opened for the columns is fetched now (`cache.wait()` before the
+    first batch), so that the caller starts its workers meanwhile. Else the shards are read in the windowed order,
+    fetched as the epoch reaches them (the shard every process opens for the columns is pinned meanwhile)."""
     cache = ShardCache(remote, cache_dir, cache_bytes)
     try:
         everything = list(range(len(remote.entries)))
-        if remote.total_bytes <= cache.budget or any(e.rows is None for e in remote.entries):
-            # the global order reads every shard from the first batch on: fetch them all now
-            return cache, cache.acquire_all(everything, tag=0), None
+        fits = remote.total_bytes <= cache.budget
+        if any(e.rows is None for e in remote.entries) or (fits and every_shard):
+            # a lone file without a manifest (its rows are known only once it is here), or the frame counts of
+            # every shard asked for
+            return cache, cache.acquire_all(everything, tag=0), None, None
         rows = [int(e.rows or 0) for e in remote.entries]
+        if fits:
+            # the others start first: shard 0, which this process opens for the columns, downloads alongside them
+            cache.acquire_later(everything[1:], tag=0)
+            cache.acquire(0, tag=0)
+            return cache, list(cache.paths), None, (rows, 0, len(rows))
         n = sum(rows)
         first = windowed_order(rows, seed, 0, shuffle, shuffle_window, nworld, rank, False)
         starts = np.concatenate([[0], np.cumsum(rows)])
         meta = int(np.searchsorted(starts, first[0], side="right") - 1) if n else 0
         cache.acquire(meta, tag=0)
-        return cache, list(cache.paths), (rows, meta)
+        return cache, list(cache.paths), (rows, meta), (rows, meta, 4)
     except BaseException:
         cache.close()
         raise

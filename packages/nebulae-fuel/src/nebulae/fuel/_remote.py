@@ -256,23 +256,44 @@ def open_remote(url: str, storage_options: dict[str, Any] | None = None) -> Remo
     return RemoteSet(manifest, kind, str(body["run"]), entries, fs)
 
 
-def copy_object(fs: Any, url: str, write: Callable[[bytes], None] | None) -> tuple[int, str]:
-    """Stream the object at `url` through `write` (None: only hash it); returns its size and sha256."""
+def copy_object(
+    fs: Any, url: str, write: Callable[[bytes], None] | None, size: int | None = None
+) -> tuple[int, str]:
+    """Stream the object at `url` through `write` (None: only hash it); returns its size and sha256.
+
+    With the `size` the manifest lists, an object store is read in ranged GETs of CHUNK bytes without asking for the
+    object's size first (the last range reaches one byte past `size`, so that a longer object is noticed too).
+    """
     digest = hashlib.sha256()
-    size = 0
-    # http(s): one streamed GET; object stores: ranged GETs of CHUNK bytes, nothing cached by fsspec
+    got = 0
+
+    def take(chunk: bytes) -> None:
+        nonlocal got
+        if write is not None:
+            write(chunk)
+        digest.update(chunk)
+        got += len(chunk)
+
     streaming = scheme_of(url) in ("http", "https")
+    if size and not streaming:
+        start = 0
+        while start < size + 1:
+            end = start + CHUNK if start + CHUNK < size else size + 1
+            chunk = fs.cat_file(url, start=start, end=end)
+            take(chunk)
+            if len(chunk) < end - start:
+                break  # the object ends here
+            start = end
+        return got, digest.hexdigest()
+    # http(s): one streamed GET; object stores: ranged GETs of CHUNK bytes, nothing cached by fsspec
     opts: dict[str, Any] = {"block_size": 0} if streaming else {"block_size": CHUNK, "cache_type": "none"}
     with fs.open(url, "rb", **opts) as src:
         while True:
             chunk = src.read(CHUNK)
             if not chunk:
                 break
-            if write is not None:
-                write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
+            take(chunk)
+    return got, digest.hexdigest()
 
 
 def verify_remote(url: str, storage_options: dict[str, Any] | None = None) -> list[str]:
@@ -291,7 +312,7 @@ def verify_remote(url: str, storage_options: dict[str, Any] | None = None) -> li
     for entry in rset.entries:
         try:
             size, digest = retried(
-                functools.partial(copy_object, rset.fs, entry.url, None), entry.url, "reading"
+                functools.partial(copy_object, rset.fs, entry.url, None, entry.bytes), entry.url, "reading"
             )
         except FileNotFoundError:
             raise FileNotFoundError(

@@ -131,8 +131,9 @@ class Tank(TankState):
         self.specf = dict(data_specf)
         rank, nworld = get_rank(), get_world_size()
         self.rank, self.nworld = max(rank, 0), max(nworld, 1)
+        shard_rows = None  # how the Source opens a remote data set's shards (see mount_remote)
         if remote is not None:
-            self._cache, paths, self._lazy = mount_remote(
+            self._cache, paths, self._lazy, shard_rows = mount_remote(
                 remote,
                 cache_dir,
                 cache_bytes,
@@ -141,14 +142,15 @@ class Tank(TankState):
                 self.shuffle_window,
                 self.nworld,
                 self.rank,
+                every_shard=FRAME_KEY in data_specf,
             )
         self.paths = paths
         if nworker is None:
             nworker = min(8, max(1, (os.cpu_count() or 1) // self.nworld))
         self.nworker = _check_int("nworker", nworker, 0)
-        rows, meta = self._lazy if self._lazy is not None else (None, 0)
+        rows, meta, keep = shard_rows if shard_rows is not None else (None, 0, 4)
         try:
-            source = Source(paths, kind, decode, rows, meta)
+            source = Source(paths, kind, decode, rows, meta, keep)
         except BaseException:
             self._close_cache()
             raise
@@ -170,11 +172,20 @@ class Tank(TankState):
                 collate_fn,
                 seed,
                 source=source,
-                lazy=self._lazy,
+                lazy=shard_rows,
             )
             self.worker_type = worker_type
             self._recompute()
+            if self._cache is not None and self._cache.waiting:
+                # the shards still downloading (a data set that fits the cache): the workers start meanwhile and
+                # open each shard as it lands
+                ex = self._ensure_executor()
+                ex.warm(0)
+                self._cache.wait(ready=ex.warm)
         except BaseException:
+            if self._executor is not None:
+                self._executor.close()
+                self._executor = None
             source.close()
             self._close_cache()
             raise

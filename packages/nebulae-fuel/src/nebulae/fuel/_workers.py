@@ -35,6 +35,9 @@ class InlineExecutor:
     def submit(self, key: tuple[int, int], indices: np.ndarray) -> None:
         self.tasks[key] = indices
 
+    def warm(self, shard: int) -> None:
+        self.builder.warm(shard)
+
     def result(self, key: tuple[int, int]) -> Any:
         indices = self.tasks.pop(key)
         return self.pool.build(self.builder, key, indices, globals_too=True)
@@ -59,6 +62,9 @@ class ThreadExecutor:
 
     def _run(self, key: tuple[int, int], indices: np.ndarray) -> Any:
         return self.pool.build(self.builder, key, indices, globals_too=False)
+
+    def warm(self, shard: int) -> None:
+        self.builder.warm(shard)  # the threads share this process's Source
 
     def submit(self, key: tuple[int, int], indices: np.ndarray) -> None:
         self.futures[key] = self.executor.submit(self._run, key, indices)
@@ -115,6 +121,9 @@ def _worker_main(conn: Any, builder: BatchBuilder, tag: str) -> None:
                 break  # the parent is gone
             if msg[0] == "stop":
                 break
+            if msg[0] == "warm":
+                builder.warm(msg[1])  # no reply: the tasks that follow are answered in order as ever
+                continue
             _, task_id, epoch, batch, indices, freed = msg
             slabs.busy.difference_update(freed)
             sink = SlabSink(slabs)
@@ -196,6 +205,14 @@ class ProcessExecutor:
         self.task_ids = 0
         self.discarded: set[int] = set()
         self.closed = False
+
+    def warm(self, shard: int) -> None:
+        """Have every worker open shard `shard` and load its column caches now (see `BatchBuilder.warm`)."""
+        for worker in self.workers:
+            try:
+                worker.conn.send(("warm", shard))
+            except OSError:
+                raise _died(worker) from None
 
     def submit(self, key: tuple[int, int], indices: np.ndarray) -> None:
         worker = self.workers[self.next_worker]
