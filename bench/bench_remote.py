@@ -110,14 +110,14 @@ def main() -> int:
             # best of 9 (the machine may be shared): local, then remote with a fresh (cold) cache each time; epoch 1
             # is the cold one, epochs 2 and 3 are both warm (the best of them counts, on both sides)
             local_t, remote_t = [1e9, 1e9], [1e9, 1e9]
-            for rep in range(9):
+            cold = root / "cold"
+            for _rep in range(9):
                 times, local_l, tank = _epoch_time(lambda: Tank(str(family), spec, 64, **kw), 3)
                 tank.close()
                 local_t = [min(local_t[0], times[0]), min(local_t[1], *times[1:])]
                 # the previous rep's cache goes right before this rep downloads: on this VM, memory left free for a couple
                 # of seconds goes back to the hypervisor (free page reporting), and writing into such pages costs ~8x more
                 # than into reused ones; a node's page cache is busy memory, so reused pages are the case to measure
-                cold = root / "cold"
                 shutil.rmtree(cold, ignore_errors=True)
                 times, remote_l, tank = _epoch_time(
                     lambda: Tank(url, spec, 64, storage_options=opts, cache_dir=cold, **kw), 3
