@@ -131,8 +131,7 @@ class BatchBuilder:
         if self._data is None:
             with self._lock:
                 if self._data is None:
-                    rows, meta, keep = self.lazy if self.lazy is not None else (None, 0, 4)
-                    self._source = Source(self.paths, self.kind, self.decode, rows, meta, keep)
+                    self._source = Source(self.paths, self.kind, self.decode, *(self.lazy or ()))
                     self._data = Data(self._source)
         return self._data
 

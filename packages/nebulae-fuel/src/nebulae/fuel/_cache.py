@@ -167,8 +167,7 @@ class ShardCache:
         from concurrent.futures import FIRST_COMPLETED
         from concurrent.futures import wait as wait_any
 
-        pool, futures = self._pending
-        index = dict(futures)
+        pool, index = self._pending
         try:
             left = set(index)
             while left:

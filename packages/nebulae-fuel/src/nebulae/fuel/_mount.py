@@ -15,7 +15,7 @@ from ._dtype import split_dtype
 from ._order import windowed_order
 from ._procs import process_safe
 from ._remote import RemoteSet, is_url, local_path, open_remote
-from ._source import Source, resolve_paths
+from ._source import KEEP_OPEN, Source, resolve_paths
 
 DEFAULT_WORKER_TYPE = "process"  # fixed by bench/bench_fuel.py (JPEG + prep: processes ~1.5x threads)
 
@@ -101,7 +101,7 @@ def mount_remote(
         starts = np.concatenate([[0], np.cumsum(rows)])
         meta = int(np.searchsorted(starts, first[0], side="right") - 1) if n else 0
         cache.acquire(meta, tag=0)
-        return cache, list(cache.paths), (rows, meta), (rows, meta, 4)
+        return cache, list(cache.paths), (rows, meta), (rows, meta, KEEP_OPEN)
     except BaseException:
         cache.close()
         raise

@@ -13,6 +13,8 @@ from ._files import require_kind
 from ._manifest import open_family
 from ._shard import Shard
 
+KEEP_OPEN = 4  # shards a Source opened on demand keeps open at a time
+
 
 def resolve_paths(data_path: Any) -> tuple[list[str], str]:
     """Return the shard paths and their kind ('hdf5' or 'npz') for Tank's `data_path`.
@@ -49,7 +51,7 @@ class Source:
         decode: bool = True,
         rows: Sequence[int] | None = None,
         meta: int = 0,
-        keep: int = 4,
+        keep: int = KEEP_OPEN,
     ) -> None:
         """With `rows` (rows per shard, from a manifest) the shards open on first read, at most `keep` at a time:
         a data set larger than the local cache is never all on disk; shard `meta` is opened for the columns."""

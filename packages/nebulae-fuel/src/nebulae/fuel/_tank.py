@@ -148,9 +148,8 @@ class Tank(TankState):
         if nworker is None:
             nworker = min(8, max(1, (os.cpu_count() or 1) // self.nworld))
         self.nworker = _check_int("nworker", nworker, 0)
-        rows, meta, keep = shard_rows if shard_rows is not None else (None, 0, 4)
         try:
-            source = Source(paths, kind, decode, rows, meta, keep)
+            source = Source(paths, kind, decode, *(shard_rows or ()))
         except BaseException:
             self._close_cache()
             raise
